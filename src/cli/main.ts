@@ -1,0 +1,79 @@
+// The `tsvmm` command: dispatches subcommands; each returns its exit status.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { checkHost } from '../check/check.js';
+import { detectKvm } from '../check/host.js';
+import { formatTable, toJson } from '../bench/exits/report.js';
+import { renderSvg } from '../bench/exits/svg.js';
+import { runExitBench, skippedReport } from '../bench/exits/run.js';
+import { BENCH_EXITS_USAGE, parseBenchExitsArgs, svgPathFor } from './bench-args.js';
+import { UsageError } from './errors.js';
+
+export const USAGE = `usage: tsvmm <command> [options]
+
+commands:
+  check                 can this host run tsvmm guests, and if not, what to do (exit 0 when Linux can boot)
+  bench exits [...]     the VM-exit microbenchmark (tsvmm bench exits --help)
+  help                  this text`;
+
+async function benchExits(argv: string[]): Promise<number> {
+  const args = parseBenchExitsArgs(argv);
+  if (args.help) {
+    console.log(BENCH_EXITS_USAGE);
+    return 0;
+  }
+  const kvm = detectKvm();
+  const report =
+    kvm.kind === 'absent' || !kvm.accessible
+      ? skippedReport(args, `no usable /dev/kvm (${kvm.detail})`)
+      : await runExitBench({
+          iterations: args.iterations,
+          repeat: args.repeat,
+          onProgress: (done, total, label) => {
+            process.stderr.write(`\r[${done}/${total}] ${label}`.padEnd(40));
+            if (done === total) process.stderr.write('\n');
+          },
+        });
+  console.log(formatTable(report));
+  mkdirSync(dirname(args.json), { recursive: true });
+  writeFileSync(args.json, toJson(report));
+  const svg = svgPathFor(args.json);
+  writeFileSync(svg, renderSvg(report));
+  console.log(`\nwrote ${args.json} and ${svg}`);
+  return 0;
+}
+
+function check(argv: string[]): number {
+  if (argv.length > 0) throw new UsageError(`tsvmm check takes no arguments, got '${argv.join(' ')}'`);
+  const a = checkHost();
+  for (const line of a.lines) console.log(line);
+  return a.linuxBoots ? 0 : 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'check':
+        return check(rest);
+      case 'bench':
+        if (rest[0] === 'exits') return await benchExits(rest.slice(1));
+        throw new UsageError(rest[0] ? `unknown benchmark '${rest[0]}' (known: exits)` : 'tsvmm bench needs a benchmark name (exits)');
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${command}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`tsvmm: ${e.message}\n\n${e.usage ?? USAGE}`);
+      return 2;
+    }
+    console.error(`tsvmm: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,54 @@
+// eventfd(2) wrapper: the doorbell between KVM and the VMM (ioeventfd: guest -> VMM without an
+// exit to user space; irqfd: VMM -> guest interrupt without an ioctl).
+import { NativeFdWatcher, native as addon } from './native.js';
+import { DisposedError, native } from './errors.js';
+
+export class EventFd {
+  private fdValue: number;
+  private watcher: NativeFdWatcher | undefined;
+
+  constructor() {
+    this.fdValue = native(() => addon().eventfdCreate(true));
+  }
+
+  get fd(): number {
+    if (this.fdValue < 0) throw new DisposedError('EventFd');
+    return this.fdValue;
+  }
+
+  /** Adds value to the counter (wakes a watcher; for an irqfd, injects the interrupt). */
+  signal(value: number | bigint = 1): void {
+    native(() => addon().eventfdWrite(this.fd, value));
+  }
+
+  /** Reads and resets the counter; 0n when nothing was signalled since the last read. */
+  drain(): bigint {
+    return native(() => addon().eventfdRead(this.fd));
+  }
+
+  /** Calls onSignal(count) on the JS thread each time the eventfd is signalled. One watcher. */
+  watch(onSignal: (count: bigint) => void): void {
+    if (this.watcher) throw new Error(`eventfd ${this.fd} is already watched`);
+    this.watcher = native(
+      () =>
+        new (addon().FdWatcher)(this.fd, (err?: Error) => {
+          if (err) throw err;
+          const n = this.drain();
+          if (n > 0n) onSignal(n);
+        }),
+    );
+  }
+
+  unwatch(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  dispose(): void {
+    this.unwatch();
+    if (this.fdValue >= 0) {
+      addon().closeFd(this.fdValue);
+      this.fdValue = -1;
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// The one module that loads the C++ addon. Everything else in src/vmm wraps what it exports;
+// devices and boot code never import it (enforced by the lint rule in eslint.config.js).
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeGuestMapping {
+  readonly buffer: ArrayBuffer;
+  readonly size: number;
+  readonly id: number;
+  close(): void;
+}
+
+export interface NativeRunResult {
+  elapsedNs: number;
+  exits: number;
+  reason: number;
+  checksum: number;
+}
+
+export interface NativeVcpu {
+  readonly fd: number;
+  readonly id: number;
+  readonly index: number;
+  readonly runArea: ArrayBuffer;
+  run(): number;
+  runNative(maxExits: number, stopPort?: number): NativeRunResult;
+  kick(): void;
+  clearKick(): void;
+  close(): void;
+}
+
+export interface NativeFdWatcher {
+  close(): void;
+}
+
+export interface NativeVcpuThread {
+  stop(): void;
+}
+
+export interface NativeAddon {
+  ioctl(fd: number, name: string, arg?: number | Uint8Array): number;
+  structSizes(): Record<string, number>;
+  constants: Record<string, number>;
+  openDevice(path: string): number;
+  closeFd(fd: number): void;
+  setUserMemoryRegion(
+    vmFd: number,
+    slot: number,
+    flags: number,
+    guestPhysAddr: bigint,
+    mapping: NativeGuestMapping,
+    offset: number,
+    size: number,
+  ): void;
+  GuestMapping: { new (size: number): NativeGuestMapping; attach(id: number): NativeGuestMapping };
+  Vcpu: { create(vmFd: number, index: number, mmapSize: number): NativeVcpu; attach(id: number): NativeVcpu };
+  eventfdCreate(nonBlocking?: boolean): number;
+  eventfdRead(fd: number): bigint;
+  eventfdWrite(fd: number, value?: number | bigint): void;
+  FdWatcher: new (fd: number, onReadable: (err?: Error) => void) => NativeFdWatcher;
+  VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
+}
+
+/** Raised when the addon was never built (npm ci runs node-gyp; a failed build lands here). */
+export class AddonNotBuiltError extends Error {
+  constructor(readonly searched: string[]) {
+    super(`the tsvmm addon is not built (looked for ${searched.join(', ')}); run \`npm ci\` or \`npm run install\``);
+    this.name = 'AddonNotBuiltError';
+  }
+}
+
+/** The repository root: dist/src/vmm/native.js and src/vmm/native.ts both sit below it. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error(`cannot find the tsvmm package root above ${fileURLToPath(import.meta.url)}`);
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once per thread (each worker_thread gets its own instance). */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const candidates = [join(root, 'build', 'Release', 'tsvmm.node'), join(root, 'build', 'Debug', 'tsvmm.node')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new AddonNotBuiltError(candidates);
+  const require = createRequire(import.meta.url);
+  cached = require(found) as NativeAddon;
+  return cached;
+}
