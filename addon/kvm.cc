@@ -36,7 +36,13 @@ struct IoctlSpec {
 #define FIXED(req, type) {#req, req, ArgKind::Buffer, sizeof(type), {0, 0, 0}}
 #define NOARG(req) {#req, req, ArgKind::None, 0, {0, 0, 0}}
 #define INTARG(req) {#req, req, ArgKind::Int, 0, {0, 0, 0}}
-#define VAR(req, hdr, ent, max) {#req, req, ArgKind::VarBuffer, 0, {hdr, ent, max}}
+// Variable-size structs end in a flexible array; g++ sizes some of them differently from C
+// (kvm_cpuid2 is 12 bytes in C++, 8 in C), and that size is encoded in the request number the
+// kernel compares against. So these requests are rebuilt with the header size the C ABI has.
+constexpr unsigned long WithSize(unsigned long req, unsigned long size) {
+  return (req & ~(static_cast<unsigned long>(_IOC_SIZEMASK) << _IOC_SIZESHIFT)) | (size << _IOC_SIZESHIFT);
+}
+#define VAR(req, hdr, ent, max) {#req, WithSize(req, hdr), ArgKind::VarBuffer, 0, {hdr, ent, max}}
 
 const IoctlSpec kIoctls[] = {
     // system (/dev/kvm)
