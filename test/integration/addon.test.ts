@@ -10,6 +10,7 @@ import { Kvm, REQUIRED_CAPABILITIES } from '../../src/vmm/kvm.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
 import { native } from '../../src/vmm/native.js';
 import { MsrRefusedError, type Vcpu } from '../../src/vmm/vcpu.js';
+import { HopThread } from '../../src/vmm/vcpu-thread.js';
 import type { Vm } from '../../src/vmm/vm.js';
 import { whereLabel } from '../helpers/where.js';
 import type { HelperReply, HelperRequest } from './worker-helper.js';
@@ -255,7 +256,7 @@ test('a native vCPU thread (thread hop) stops cleanly while the guest spins', as
   const g = guest([0xeb, 0xfe]);
   try {
     let calls = 0;
-    const t = new (native().VcpuThread)(g.vcpu.native, () => {
+    const t = new HopThread(g.vcpu, () => {
       calls++;
       return true;
     });

@@ -18,7 +18,9 @@ export class ExitHandler {
     if (reason === KVM_EXIT_IO) {
       const size = run.getUint8(KVM_RUN.ioSize);
       const port = run.getUint16(KVM_RUN.ioPort, true);
-      const dataOffset = Number(run.getBigUint64(KVM_RUN.ioDataOffset, true));
+      // data_offset is a u64 but always inside the small kvm_run mapping: read the low half and
+      // avoid allocating a BigInt per exit.
+      const dataOffset = run.getUint32(KVM_RUN.ioDataOffset, true);
       if (run.getUint8(KVM_RUN.ioDirection) === KVM_EXIT_IO_IN) {
         const count = run.getUint32(KVM_RUN.ioCount, true);
         for (let i = 0; i < size * count; i++) run.setUint8(dataOffset + i, 0xff);
@@ -29,7 +31,7 @@ export class ExitHandler {
     }
     if (reason === KVM_EXIT_MMIO) {
       if (run.getUint8(KVM_RUN.mmioIsWrite)) {
-        const addr = Number(run.getBigUint64(KVM_RUN.mmioPhysAddr, true));
+        const addr = run.getUint32(KVM_RUN.mmioPhysAddr, true) + run.getUint32(KVM_RUN.mmioPhysAddr + 4, true) * 2 ** 32;
         this.checksum += run.getUint8(KVM_RUN.mmioData) + addr + run.getUint32(KVM_RUN.mmioLen, true);
       } else {
         for (let i = 0; i < 8; i++) run.setUint8(KVM_RUN.mmioData + i, 0xff);

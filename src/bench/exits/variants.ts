@@ -2,7 +2,7 @@
 // it up) and the same decode work per exit; they differ only in who calls KVM_RUN and where the
 // exit is handled.
 import { Worker } from 'node:worker_threads';
-import { native as addon } from '../../vmm/native.js';
+import { HopThread } from '../../vmm/vcpu-thread.js';
 import { BenchGuest, DONE_PORT } from './guest.js';
 import { ExitHandler, KVM_EXIT_IO, type LoopResult } from './handler.js';
 import type { ExitKind } from './model.js';
@@ -40,7 +40,7 @@ export function runHop(guest: BenchGuest, exit: ExitKind, warmup: number, iterat
         else resolve(result);
       });
     };
-    const thread = new (addon().VcpuThread)(guest.vcpu.native, (reason: number, errno?: number): boolean => {
+    const thread = new HopThread(guest.vcpu, (reason: number, errno?: number): boolean => {
       if (reason < 0) {
         finish(new BenchRunError(`KVM_RUN failed in the vCPU thread: errno ${errno}`));
         return false;
