@@ -1,0 +1,138 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { Worker } from 'node:worker_threads';
+import { Serial8250, SERIAL_FIFO_SIZE } from '../../src/devices/legacy/serial.js';
+import { I8042 } from '../../src/devices/legacy/i8042.js';
+import { BootTimer, BOOT_TIMER_MAGIC } from '../../src/devices/legacy/boot-timer.js';
+
+function serial(): { dev: Serial8250; out: number[]; irqs: { n: number }; state: SharedArrayBuffer } {
+  const out: number[] = [];
+  const irqs = { n: 0 };
+  const state = Serial8250.createState();
+  const dev = new Serial8250(state, { write: (b) => out.push(...b) }, { trigger: () => irqs.n++ });
+  return { dev, out, irqs, state };
+}
+const rd = (d: Serial8250, off: number): number => {
+  const b = new Uint8Array(1);
+  d.read(off, b);
+  return b[0] as number;
+};
+const wr = (d: Serial8250, off: number, v: number): void => d.write(off, Uint8Array.of(v));
+
+test('serial: THR writes go out, LSR always says transmitter empty', () => {
+  const { dev, out } = serial();
+  for (const ch of 'hi\n') wr(dev, 0, ch.charCodeAt(0));
+  assert.is(String.fromCharCode(...out), 'hi\n');
+  assert.is(rd(dev, 5) & 0x60, 0x60);
+  assert.is(dev.transmitted, 3);
+});
+
+test('serial: enabling THRI raises the interrupt; IIR reports and acknowledges it', () => {
+  const { dev, irqs } = serial();
+  assert.is(rd(dev, 2) & 0x0f, 0x01, 'no interrupt pending');
+  wr(dev, 1, 0x02);
+  assert.is(irqs.n, 1);
+  assert.is(rd(dev, 2) & 0x0f, 0x02, 'THR empty');
+  assert.is(rd(dev, 2) & 0x0f, 0x01, 'acknowledged by the IIR read');
+  wr(dev, 0, 0x41);
+  assert.is(irqs.n, 2, 'each transmit raises THRI again');
+});
+
+test('serial: input fills the FIFO, raises RDI, reads drain it in order; FIFO bounded', () => {
+  const { dev, irqs } = serial();
+  wr(dev, 1, 0x01);
+  assert.is(dev.enqueueInput(new TextEncoder().encode('ok')), 2);
+  assert.is(irqs.n, 1);
+  assert.is(rd(dev, 5) & 0x01, 0x01, 'data ready');
+  assert.is(rd(dev, 2) & 0x0f, 0x04, 'receive data available has priority');
+  assert.is(rd(dev, 0), 0x6f);
+  assert.is(rd(dev, 0), 0x6b);
+  assert.is(rd(dev, 5) & 0x01, 0);
+  assert.is(dev.enqueueInput(new Uint8Array(100)), SERIAL_FIFO_SIZE);
+  wr(dev, 2, 0x02);
+  assert.is(rd(dev, 5) & 0x01, 0, 'FCR clears the receive FIFO');
+});
+
+test('serial: divisor latch and loopback', () => {
+  const { dev, out } = serial();
+  wr(dev, 3, 0x83);
+  wr(dev, 0, 0x01);
+  wr(dev, 1, 0x00);
+  assert.is(rd(dev, 0), 0x01, 'DLL');
+  wr(dev, 3, 0x03);
+  wr(dev, 4, 0x10 | 0x0b);
+  wr(dev, 0, 0x55);
+  assert.equal(out, [], 'loopback does not transmit');
+  assert.is(rd(dev, 0), 0x55, 'loopback receives');
+  assert.is(rd(dev, 6) & 0xf0, 0xb0 | 0x00, 'MSR mirrors MCR in loopback');
+  wr(dev, 7, 0x99);
+  assert.is(rd(dev, 7), 0x99);
+});
+
+test('serial: property: any register access sequence keeps the FIFO bounded and never throws', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 255 })), { maxLength: 200 }), (ops) => {
+      const { dev } = serial();
+      for (const [isWrite, off, v] of ops) {
+        if (isWrite) wr(dev, off, v);
+        else rd(dev, off);
+        dev.enqueueInput(Uint8Array.of(v));
+      }
+      let drained = 0;
+      wr(dev, 3, 0x03);
+      wr(dev, 4, 0x08);
+      while (rd(dev, 5) & 0x01 && drained < 1000) {
+        rd(dev, 0);
+        drained++;
+      }
+      assert.ok(drained <= SERIAL_FIFO_SIZE);
+    }),
+  );
+});
+
+test('serial: state is shared by threads: concurrent writers lose nothing', async () => {
+  const { dev, state } = serial();
+  const code = `
+    const { workerData } = require('node:worker_threads');
+    const c = new Int32Array(workerData.state, 0, 11);
+    // Same lock protocol as the device (spinlock.ts), bumping the transmit counter.
+    for (let i = 0; i < 20000; i++) {
+      let v = Atomics.compareExchange(c, 0, 0, 1);
+      if (v !== 0) { if (v !== 2) v = Atomics.exchange(c, 0, 2); while (v !== 0) { Atomics.wait(c, 0, 2, 10); v = Atomics.exchange(c, 0, 2); } }
+      c[10] = c[10] + 1;
+      if (Atomics.sub(c, 0, 1) !== 1) { Atomics.store(c, 0, 0); Atomics.notify(c, 0, 1); }
+    }`;
+  const workers = [0, 1, 2].map(() => new Worker(code, { eval: true, workerData: { state } }));
+  for (let i = 0; i < 20000; i++) wr(dev, 0, 0x2e);
+  await Promise.all(workers.map((w) => new Promise((r) => w.once('exit', r))));
+  assert.is(dev.transmitted, 80000);
+});
+
+test('i8042: 0xFE on the command port resets; control byte round-trips', () => {
+  let resets = 0;
+  const kbd = new I8042(I8042.createState(), { reset: () => resets++ });
+  const b = new Uint8Array(1);
+  kbd.write(4, Uint8Array.of(0x60));
+  kbd.write(0, Uint8Array.of(0x65));
+  kbd.write(4, Uint8Array.of(0x20));
+  kbd.read(4, b);
+  assert.is((b[0] as number) & 0x01, 0x01, 'output buffer full');
+  kbd.read(0, b);
+  assert.is(b[0], 0x65);
+  assert.is(resets, 0);
+  kbd.write(4, Uint8Array.of(0xfe));
+  assert.is(resets, 1);
+});
+
+test('boot timer: only the magic byte counts', () => {
+  let n = 0;
+  const t = new BootTimer({ bootComplete: () => n++ });
+  t.write(0, Uint8Array.of(1));
+  t.write(0, Uint8Array.of(BOOT_TIMER_MAGIC, 0));
+  assert.is(n, 0);
+  t.write(0, Uint8Array.of(BOOT_TIMER_MAGIC));
+  assert.is(n, 1);
+});
+
+test.run();
