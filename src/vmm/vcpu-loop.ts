@@ -1,0 +1,124 @@
+// The vCPU run loop of the chosen exit-path design: the thread that owns the vCPU (a
+// worker_thread) calls KVM_RUN and dispatches PIO/MMIO exits to its buses itself. Nothing is
+// allocated per exit: kvm_run is read through the Vcpu's DataView and the data windows handed to
+// devices are views cached per (offset, size).
+import type { Bus } from './bus.js';
+import { KVM_RUN, exitReasonName } from './kvm-structs.js';
+import type { Vcpu } from './vcpu.js';
+
+const KVM_EXIT_IO = 2;
+const KVM_EXIT_HLT = 5;
+const KVM_EXIT_MMIO = 6;
+const KVM_EXIT_SHUTDOWN = 8;
+const KVM_EXIT_FAIL_ENTRY = 9;
+const KVM_EXIT_INTR = 10;
+const KVM_EXIT_INTERNAL_ERROR = 17;
+const KVM_EXIT_SYSTEM_EVENT = 24;
+const KVM_EXIT_IO_OUT = 1;
+const KVM_SYSTEM_EVENT_SHUTDOWN = 1;
+const KVM_SYSTEM_EVENT_RESET = 2;
+
+/** Why a vCPU loop ended. 'reset' and 'poweroff' are the guest's orderly ways out. */
+export type VcpuStopKind = 'stop-requested' | 'reset' | 'poweroff' | 'triple-fault' | 'internal-error' | 'fail-entry' | 'hlt' | 'unexpected-exit';
+
+export interface VcpuStop {
+  kind: VcpuStopKind;
+  detail: string;
+  exits: number;
+}
+
+/**
+ * Shared control word of a VM's vCPU threads (Int32Array over a SharedArrayBuffer):
+ * cell 0 is 0 while running, else the reason code of the first stop request.
+ */
+export const STOP_CODES: Record<number, VcpuStopKind> = { 1: 'stop-requested', 2: 'reset', 3: 'poweroff' };
+export function requestStop(control: Int32Array, code: 1 | 2 | 3): boolean {
+  return Atomics.compareExchange(control, 0, 0, code) === 0;
+}
+
+export interface VcpuLoopOptions {
+  vcpu: Vcpu;
+  pio: Bus;
+  mmio: Bus;
+  control: Int32Array;
+}
+
+export function runVcpuLoop({ vcpu, pio, mmio, control }: VcpuLoopOptions): VcpuStop {
+  const run = vcpu.run;
+  const bytes = new Uint8Array(run.buffer, run.byteOffset, run.byteLength);
+  const views = new Map<number, Uint8Array>();
+  const view = (offset: number, size: number): Uint8Array => {
+    const key = offset * 16 + size;
+    let v = views.get(key);
+    if (!v) {
+      if (offset + size > bytes.byteLength) throw new RangeError(`kvm_run data window [${offset}, +${size}) past the mapping`);
+      views.set(key, (v = bytes.subarray(offset, offset + size)));
+    }
+    return v;
+  };
+  let exits = 0;
+  for (;;) {
+    const reason = vcpu.runOnce();
+    exits++;
+    switch (reason) {
+      case KVM_EXIT_IO: {
+        const out = run.getUint8(KVM_RUN.ioDirection) === KVM_EXIT_IO_OUT;
+        const size = run.getUint8(KVM_RUN.ioSize);
+        const port = run.getUint16(KVM_RUN.ioPort, true);
+        const count = run.getUint32(KVM_RUN.ioCount, true);
+        const base = run.getUint32(KVM_RUN.ioDataOffset, true);
+        // String I/O (rep ins/outs) arrives as `count` items in one exit.
+        for (let i = 0; i < count; i++) {
+          const data = view(base + i * size, size);
+          if (out) pio.write(port, data);
+          else pio.read(port, data);
+        }
+        break;
+      }
+      case KVM_EXIT_MMIO: {
+        const addr = run.getUint32(KVM_RUN.mmioPhysAddr, true) + run.getUint32(KVM_RUN.mmioPhysAddr + 4, true) * 2 ** 32;
+        const len = Math.min(run.getUint32(KVM_RUN.mmioLen, true), 8);
+        const data = view(KVM_RUN.mmioData, len);
+        if (run.getUint8(KVM_RUN.mmioIsWrite)) mmio.write(addr, data);
+        else mmio.read(addr, data);
+        break;
+      }
+      case KVM_EXIT_INTR:
+        if (Atomics.load(control, 0) === 0) vcpu.clearKick(); // a stray signal: go on
+        break;
+      case KVM_EXIT_HLT:
+        return { kind: 'hlt', detail: 'the vCPU halted with no in-kernel irqchip to wake it', exits };
+      case KVM_EXIT_SHUTDOWN:
+        requestStop(control, 2);
+        return { kind: 'triple-fault', detail: 'KVM_EXIT_SHUTDOWN (triple fault): the guest reset the machine', exits };
+      case KVM_EXIT_SYSTEM_EVENT: {
+        const type = run.getUint32(KVM_RUN.systemEventType, true);
+        const reset = type === KVM_SYSTEM_EVENT_RESET;
+        requestStop(control, reset ? 2 : 3);
+        return {
+          kind: reset ? 'reset' : 'poweroff',
+          detail: `KVM_EXIT_SYSTEM_EVENT type ${type} (${reset ? 'reset' : type === KVM_SYSTEM_EVENT_SHUTDOWN ? 'shutdown' : 'other'})`,
+          exits,
+        };
+      }
+      case KVM_EXIT_INTERNAL_ERROR: {
+        const suberror = run.getUint32(KVM_RUN.internalSuberror, true);
+        const n = Math.min(run.getUint32(KVM_RUN.internalNdata, true), 16);
+        const data = Array.from({ length: n }, (_, i) => `0x${run.getBigUint64(KVM_RUN.internalData + i * 8, true).toString(16)}`);
+        requestStop(control, 1);
+        const what = suberror === 1 ? 'emulation failure' : `suberror ${suberror}`;
+        return { kind: 'internal-error', detail: `KVM_EXIT_INTERNAL_ERROR (${what}) data [${data.join(', ')}] at rip 0x${vcpu.getRegs().rip.toString(16)}`, exits };
+      }
+      case KVM_EXIT_FAIL_ENTRY: {
+        const hw = run.getBigUint64(KVM_RUN.failEntryReason, true);
+        requestStop(control, 1);
+        return { kind: 'fail-entry', detail: `KVM_EXIT_FAIL_ENTRY hardware reason 0x${hw.toString(16)} on cpu ${run.getUint32(KVM_RUN.failEntryCpu, true)}`, exits };
+      }
+      default:
+        requestStop(control, 1);
+        return { kind: 'unexpected-exit', detail: `unexpected ${exitReasonName(reason)}`, exits };
+    }
+    const stop = Atomics.load(control, 0);
+    if (stop !== 0) return { kind: STOP_CODES[stop] ?? 'stop-requested', detail: 'stop requested', exits };
+  }
+}
