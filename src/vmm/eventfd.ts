@@ -6,9 +6,18 @@ import { DisposedError, native } from './errors.js';
 export class EventFd {
   private fdValue: number;
   private watcher: NativeFdWatcher | undefined;
+  /** False for a borrowed fd: dispose() leaves it open for its owner. */
+  private readonly owned: boolean;
 
-  constructor() {
-    this.fdValue = native(() => addon().eventfdCreate(true));
+  constructor(borrowedFd?: number) {
+    this.owned = borrowedFd === undefined;
+    this.fdValue = borrowedFd ?? native(() => addon().eventfdCreate(true));
+  }
+
+  /** A handle to an eventfd owned elsewhere (e.g. passed by fd number to a vCPU worker). */
+  static borrow(fd: number): EventFd {
+    if (!Number.isInteger(fd) || fd < 0) throw new RangeError(`not an fd: ${fd}`);
+    return new EventFd(fd);
   }
 
   get fd(): number {
@@ -46,9 +55,7 @@ export class EventFd {
 
   dispose(): void {
     this.unwatch();
-    if (this.fdValue >= 0) {
-      addon().closeFd(this.fdValue);
-      this.fdValue = -1;
-    }
+    if (this.fdValue >= 0 && this.owned) addon().closeFd(this.fdValue);
+    this.fdValue = -1;
   }
 }

@@ -1,0 +1,22 @@
+// What the main thread and the vCPU worker threads tell each other.
+import type { BusStats } from '../vmm/bus.js';
+import type { VcpuStop } from '../vmm/vcpu-loop.js';
+
+/** Everything a vCPU worker needs, all of it transferable to a worker_thread. */
+export interface VcpuWorkerInit {
+  vcpuId: number;
+  index: number;
+  /** Shared control word (see vcpu-loop.ts). */
+  control: SharedArrayBuffer;
+  serialState: SharedArrayBuffer;
+  i8042State: SharedArrayBuffer;
+  /** eventfd registered as the UART's irqfd (owned by the main thread). */
+  serialIrqFd: number;
+  /** fd the guest console writes to. */
+  consoleFd: number;
+}
+
+export type VcpuWorkerMessage =
+  | { type: 'boot-complete'; index: number; atEpochMs: number }
+  | { type: 'stopped'; index: number; stop: VcpuStop; pio: BusStats; mmio: BusStats }
+  | { type: 'failed'; index: number; error: string };

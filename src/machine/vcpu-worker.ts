@@ -1,0 +1,43 @@
+// Entry point of a vCPU worker_thread (the chosen exit-path design): attach to the vCPU the main
+// thread created and set up, build this thread's buses over the shared device state, and run
+// the vCPU until the guest or the VMM stops it. Exits are handled here, on this thread.
+import { writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { Bus } from '../vmm/bus.js';
+import { EventFd } from '../vmm/eventfd.js';
+import { Vcpu } from '../vmm/vcpu.js';
+import { requestStop, runVcpuLoop } from '../vmm/vcpu-loop.js';
+import { legacyPioBus } from './legacy-buses.js';
+import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('vcpu-worker.ts must run in a worker_thread');
+const init = workerData as VcpuWorkerInit;
+const post = (m: VcpuWorkerMessage): void => port.postMessage(m);
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+}
+
+try {
+  const control = new Int32Array(init.control);
+  const vcpu = Vcpu.attach(init.vcpuId);
+  const serialIrq = EventFd.borrow(init.serialIrqFd);
+  const pio = legacyPioBus(
+    { serial: init.serialState, i8042: init.i8042State },
+    {
+      console: { write: (b) => writeAll(init.consoleFd, b) },
+      serialIrq: { trigger: () => serialIrq.signal() },
+      reset: { reset: () => requestStop(control, 2) },
+      bootTimer: { bootComplete: () => post({ type: 'boot-complete', index: init.index, atEpochMs: performance.timeOrigin + performance.now() }) },
+    },
+  );
+  const mmio = new Bus('mmio');
+  const stop = runVcpuLoop({ vcpu, pio, mmio, control });
+  post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
+  vcpu.dispose();
+} catch (e) {
+  post({ type: 'failed', index: init.index, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+}
