@@ -8,10 +8,12 @@ import { renderSvg } from '../bench/exits/svg.js';
 import { runExitBench, skippedReport } from '../bench/exits/run.js';
 import { BENCH_EXITS_USAGE, parseBenchExitsArgs, svgPathFor } from './bench-args.js';
 import { UsageError } from './errors.js';
+import { bootCommand } from './boot.js';
 
 export const USAGE = `usage: tsvmm <command> [options]
 
 commands:
+  boot KERNEL [...]     boot a Linux kernel with the console on this terminal (tsvmm boot --help)
   check                 can this host run tsvmm guests, and if not, what to do (exit 0 when Linux can boot)
   bench exits [...]     the VM-exit microbenchmark (tsvmm bench exits --help)
   help                  this text`;
@@ -56,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'check':
         return check(rest);
+      case 'boot':
+        return await bootCommand(rest);
       case 'bench':
         if (rest[0] === 'exits') return await benchExits(rest.slice(1));
         throw new UsageError(rest[0] ? `unknown benchmark '${rest[0]}' (known: exits)` : 'tsvmm bench needs a benchmark name (exits)');

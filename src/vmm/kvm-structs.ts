@@ -223,3 +223,13 @@ export const EXIT_REASON_NAMES: Record<number, string> = {
 export function exitReasonName(reason: number): string {
   return EXIT_REASON_NAMES[reason] ?? `exit reason ${reason}`;
 }
+
+/** struct kvm_fpu (416 bytes) with only the control words set: fcw at 128, mxcsr at 408. */
+export const KVM_FPU_SIZE = 416;
+export function encodeFpu(fpu: { fcw: number; mxcsr: number }): Uint8Array {
+  const buf = new Uint8Array(KVM_FPU_SIZE);
+  const dv = new DataView(buf.buffer);
+  dv.setUint16(128, fpu.fcw, true);
+  dv.setUint32(408, fpu.mxcsr, true);
+  return buf;
+}

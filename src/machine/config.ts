@@ -1,0 +1,37 @@
+// What a user asks for when booting a VM, validated before anything is created.
+
+export interface MachineConfig {
+  kernelPath: string;
+  initrdPath?: string;
+  /** The full kernel command line (defaults already applied by the caller). */
+  cmdline: string;
+  vcpus: number;
+  memoryMiB: number;
+  /** fd the guest console (ttyS0) writes to; stdin feeds it when `consoleInput` is set. */
+  consoleFd: number;
+  consoleInput: boolean;
+}
+
+export const MAX_VCPUS = 32;
+export const MIN_MEMORY_MIB = 16;
+export const MAX_MEMORY_MIB = 1024 * 1024;
+
+/** Firecracker's defaults (plus console=ttyS0 when the console is on). */
+export const DEFAULT_CMDLINE = 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=1 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function validateConfig(c: MachineConfig): MachineConfig {
+  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) {
+    throw new ConfigError(`vCPU count must be a whole number from 1 to ${MAX_VCPUS}, got ${c.vcpus}`);
+  }
+  if (!Number.isInteger(c.memoryMiB) || c.memoryMiB < MIN_MEMORY_MIB || c.memoryMiB > MAX_MEMORY_MIB) {
+    throw new ConfigError(`memory must be a whole number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${c.memoryMiB}`);
+  }
+  return c;
+}

@@ -1,0 +1,233 @@
+// A VM from build to shutdown: KVM objects, guest memory, the boot layout, vCPUs (each run by a
+// worker_thread that handles its own exits), legacy devices, the console, and a clean stop on
+// guest reset, on a vCPU failure, or on SIGINT/SIGTERM.
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { BOOT_FPU, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, type BootSetup } from '../boot/index.js';
+import { Serial8250, SERIAL_IRQ_COM1 } from '../devices/legacy/serial.js';
+import { I8042 } from '../devices/legacy/i8042.js';
+import type { BusStats } from '../vmm/bus.js';
+import { EventFd } from '../vmm/eventfd.js';
+import { GuestMemory } from '../vmm/guest-memory.js';
+import { encodeFpu } from '../vmm/kvm-structs.js';
+import { Kvm } from '../vmm/kvm.js';
+import { HostMapping } from '../vmm/mapping.js';
+import type { Vcpu } from '../vmm/vcpu.js';
+import { requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
+import type { Vm } from '../vmm/vm.js';
+import { ConfigError, validateConfig, type MachineConfig } from './config.js';
+import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
+
+export type MachineEndReason = VcpuStopKind | 'signal' | 'worker-failed';
+
+export interface MachineExit {
+  /** Exit status for the process: 0 when the guest reset or powered off, 1 on a failure, 128+n on signal n. */
+  code: number;
+  reason: MachineEndReason;
+  detail: string;
+  /** ms from process start to the guest's boot-timer write, if it came. */
+  bootCompleteMs?: number;
+  vcpus: { index: number; exits: number; stop?: VcpuStop; error?: string }[];
+  pio: BusStats[];
+  mmio: BusStats[];
+}
+
+const ORDERLY: ReadonlySet<MachineEndReason> = new Set(['reset', 'poweroff', 'triple-fault']);
+
+function readInput(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? '';
+    throw new ConfigError(`cannot read the ${what} ${path}: ${code || (e as Error).message}`);
+  }
+}
+
+export class Machine {
+  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  private readonly serialState = Serial8250.createState();
+  private readonly i8042State = I8042.createState();
+  private readonly serialIrq = new EventFd();
+  private readonly workers: Worker[] = [];
+  private endReason: { reason: MachineEndReason; detail: string } | undefined;
+
+  private constructor(
+    readonly config: MachineConfig,
+    private readonly kvm: Kvm,
+    private readonly vm: Vm,
+    private readonly mappings: HostMapping[],
+    readonly memory: GuestMemory,
+    readonly boot: BootSetup,
+    private readonly vcpus: Vcpu[],
+  ) {
+    vm.registerIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
+  }
+
+  /** Validates the config, reads the kernel and initrd, and builds the VM ready to run. */
+  static build(config: MachineConfig): Machine {
+    validateConfig(config);
+    const kernel = readInput(config.kernelPath, 'kernel');
+    const initrd = config.initrdPath === undefined ? undefined : readInput(config.initrdPath, 'initrd');
+    const regions = ramLayout(config.memoryMiB * MiB);
+    const kvm = Kvm.open();
+    const owned: { dispose(): void }[] = [kvm];
+    try {
+      kvm.requireCapabilities();
+      const vm = kvm.createVm();
+      owned.push(vm);
+      vm.setTssAddress(KVM_TSS_ADDR);
+      vm.setIdentityMapAddress(BigInt(KVM_IDENTITY_MAP_ADDR));
+      vm.createIrqchip();
+      vm.createPit2();
+      const mappings = regions.map((r) => HostMapping.allocate(r.size));
+      owned.push(...mappings);
+      mappings.forEach((mapping, slot) => vm.setMemoryRegion({ slot, guestPhysAddr: BigInt((regions[slot] as { guestPhysAddr: number }).guestPhysAddr), mapping }));
+      const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
+      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline: config.cmdline, vcpus: config.vcpus });
+      const supported = kvm.supportedCpuid();
+      const msrs = boot.msrs(kvm.msrIndexList()).entries;
+      const vcpus: Vcpu[] = [];
+      for (let i = 0; i < config.vcpus; i++) {
+        const vcpu = vm.createVcpu(i);
+        vcpus.push(vcpu);
+        owned.push(vcpu);
+        vcpu.setCpuid(boot.cpuid(supported, i));
+        vcpu.setMsrs(msrs);
+        vcpu.setRaw('FPU', encodeFpu(BOOT_FPU));
+        vcpu.setRaw('LAPIC', setLapicLints(vcpu.getRaw('LAPIC')));
+        if (i === 0) {
+          vcpu.setRegs(boot.regs());
+          vcpu.setSregs(boot.sregs(vcpu.getSregs()));
+        }
+      }
+      return new Machine(config, kvm, vm, mappings, memory, boot, vcpus);
+    } catch (e) {
+      for (const o of owned.reverse()) o.dispose();
+      throw e;
+    }
+  }
+
+  /** Asks every vCPU to stop (first reason wins) and kicks them out of KVM_RUN. */
+  stop(reason: MachineEndReason, detail: string): void {
+    this.endReason ??= { reason, detail };
+    requestStop(this.control, 1);
+    for (const v of this.vcpus) v.kick();
+  }
+
+  /** Runs the VM until it stops; resolves with how it ended. */
+  async run(): Promise<MachineExit> {
+    const result: MachineExit = {
+      code: 1,
+      reason: 'stop-requested',
+      detail: '',
+      vcpus: this.vcpus.map((v) => ({ index: v.index, exits: 0 })),
+      pio: [],
+      mmio: [],
+    };
+    const console = this.attachConsole();
+    const onSignal = (sig: NodeJS.Signals): void => this.stop('signal', sig);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await Promise.all(this.vcpus.map((vcpu, index) => this.runWorker(vcpu, index, result)));
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      console.detach();
+    }
+    const end = this.endReason ?? { reason: 'stop-requested' as const, detail: 'stopped' };
+    result.reason = end.reason;
+    result.detail = end.detail;
+    if (end.reason === 'signal') result.code = end.detail === 'SIGTERM' ? 143 : 130;
+    else result.code = ORDERLY.has(end.reason) ? 0 : 1;
+    return result;
+  }
+
+  private runWorker(vcpu: Vcpu, index: number, result: MachineExit): Promise<void> {
+    const init: VcpuWorkerInit = {
+      vcpuId: vcpu.id,
+      index,
+      control: this.control.buffer as SharedArrayBuffer,
+      serialState: this.serialState,
+      i8042State: this.i8042State,
+      serialIrqFd: this.serialIrq.fd,
+      consoleFd: this.config.consoleFd,
+    };
+    const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: init });
+    this.workers.push(worker);
+    const entry = result.vcpus[index] as MachineExit['vcpus'][number];
+    return new Promise((resolve) => {
+      worker.on('message', (m: VcpuWorkerMessage) => {
+        switch (m.type) {
+          case 'boot-complete':
+            result.bootCompleteMs ??= m.atEpochMs - performance.timeOrigin;
+            break;
+          case 'stopped':
+            entry.stop = m.stop;
+            entry.exits = m.stop.exits;
+            result.pio.push(m.pio);
+            result.mmio.push(m.mmio);
+            this.stop(m.stop.kind, m.stop.detail);
+            break;
+          case 'failed':
+            entry.error = m.error;
+            this.stop('worker-failed', `vCPU ${index}: ${m.error}`);
+            break;
+        }
+      });
+      worker.on('error', (e) => {
+        entry.error = e.message;
+        this.stop('worker-failed', `vCPU ${index}: ${e.message}`);
+      });
+      worker.on('exit', () => resolve());
+    });
+  }
+
+  /** Guest console input from stdin (raw mode on a terminal, where Ctrl-C stops the VM). */
+  private attachConsole(): { detach(): void } {
+    const stdin = process.stdin;
+    if (!this.config.consoleInput) return { detach: () => {} };
+    const serial = new Serial8250(this.serialState, { write: () => {} }, { trigger: () => this.serialIrq.signal() });
+    const raw = stdin.isTTY === true;
+    if (raw) stdin.setRawMode(true);
+    let pending = new Uint8Array(0);
+    let timer: NodeJS.Timeout | undefined;
+    const feed = (): void => {
+      timer = undefined;
+      const n = serial.enqueueInput(pending);
+      pending = pending.subarray(n);
+      // The guest drains its 64-byte FIFO at its own pace; retry the rest shortly.
+      if (pending.byteLength > 0) timer = setTimeout(feed, 2);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (raw && chunk.includes(0x03)) {
+        this.stop('signal', 'SIGINT');
+        return;
+      }
+      const merged = new Uint8Array(pending.byteLength + chunk.byteLength);
+      merged.set(pending);
+      merged.set(chunk, pending.byteLength);
+      pending = merged;
+      if (!timer) feed();
+    };
+    stdin.on('data', onData);
+    return {
+      detach: () => {
+        stdin.off('data', onData);
+        if (timer) clearTimeout(timer);
+        if (raw) stdin.setRawMode(false);
+        stdin.pause();
+      },
+    };
+  }
+
+  dispose(): void {
+    for (const v of this.vcpus) v.dispose();
+    this.vm.unregisterIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
+    this.serialIrq.dispose();
+    this.vm.dispose();
+    for (const m of this.mappings) m.dispose();
+    this.kvm.dispose();
+  }
+}

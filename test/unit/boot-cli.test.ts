@@ -1,0 +1,64 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { effectiveCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
+import { formatStats } from '../../src/cli/boot.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { DEFAULT_CMDLINE, validateConfig, ConfigError } from '../../src/machine/config.js';
+
+test('boot defaults: Firecracker command line plus console=ttyS0, 1 vCPU, 256 MiB', () => {
+  const a = parseBootArgs(['bzImage']);
+  assert.is(a.kernel, 'bzImage');
+  assert.is(a.cmdline, `${DEFAULT_CMDLINE} console=ttyS0`);
+  assert.match(a.cmdline, /reboot=k panic=1/);
+  assert.is(a.cpus, 1);
+  assert.is(a.memoryMiB, 256);
+  assert.is(a.initrd, undefined);
+});
+
+test('boot flags', () => {
+  const a = parseBootArgs(['k', '--initrd', 'i.gz', '--cpus', '4', '--memory=512', '--cmdline', 'quiet console=hvc0', '--stats']);
+  assert.equal([a.initrd, a.cpus, a.memoryMiB, a.cmdline, a.stats], ['i.gz', 4, 512, 'quiet console=hvc0', true]);
+});
+
+test('console=ttyS0 is added only when no console is named', () => {
+  assert.is(effectiveCmdline('quiet'), 'quiet console=ttyS0');
+  assert.is(effectiveCmdline('console=ttyS0,115200 quiet'), 'console=ttyS0,115200 quiet');
+  assert.is(effectiveCmdline(' '), 'console=ttyS0');
+});
+
+test('bad boot command lines are UsageErrors with the boot usage', () => {
+  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'rootfs.ext4'], ['k', 'a', 'b']]) {
+    assert.throws(() => parseBootArgs(argv), (e: unknown) => e instanceof UsageError && /tsvmm boot KERNEL/.test(e.usage ?? ''), argv.join(' '));
+  }
+  assert.throws(() => parseBootArgs(['k', 'rootfs.ext4']), /virtio-blk/);
+});
+
+test('config validation: vCPUs and memory in range', () => {
+  const base = { kernelPath: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, consoleFd: 1, consoleInput: false };
+  validateConfig(base);
+  for (const bad of [{ vcpus: 0 }, { vcpus: 33 }, { vcpus: 1.5 }, { memoryMiB: 8 }, { memoryMiB: 2 ** 21 }]) {
+    assert.throws(() => validateConfig({ ...base, ...bad }), (e: unknown) => e instanceof ConfigError, JSON.stringify(bad));
+  }
+});
+
+test('stats merge the vCPU threads per device and per unknown port', () => {
+  const text = formatStats({
+    code: 0,
+    reason: 'reset',
+    detail: '',
+    vcpus: [
+      { index: 0, exits: 10, stop: { kind: 'reset', detail: '', exits: 10 } },
+      { index: 1, exits: 3 },
+    ],
+    pio: [
+      { devices: [{ name: 'serial0', base: 0x3f8, reads: 2, writes: 5 }], unknown: [{ address: 0x80, reads: 1, writes: 0 }], unknownDropped: 0 },
+      { devices: [{ name: 'serial0', base: 0x3f8, reads: 1, writes: 1 }], unknown: [{ address: 0x80, reads: 0, writes: 2 }], unknownDropped: 0 },
+    ],
+    mmio: [],
+  });
+  assert.match(text, /vCPU 0: 10 exits to user space \(ended: reset\)/);
+  assert.match(text, /pio 0x3f8 serial0: 3 reads, 6 writes/);
+  assert.match(text, /pio 0x80 \(no device\): 1 reads, 2 writes/);
+});
+
+test.run();
