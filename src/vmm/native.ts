@@ -2,8 +2,8 @@
 // devices and boot code never import it (enforced by the lint rule in eslint.config.js).
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 
 export interface NativeGuestMapping {
   readonly buffer: ArrayBuffer;
@@ -69,16 +69,6 @@ export class AddonNotBuiltError extends Error {
     super(`the tsvmm addon is not built (looked for ${searched.join(', ')}); run \`npm ci\` or \`npm run install\``);
     this.name = 'AddonNotBuiltError';
   }
-}
-
-/** The repository root: dist/src/vmm/native.js and src/vmm/native.ts both sit below it. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error(`cannot find the tsvmm package root above ${fileURLToPath(import.meta.url)}`);
 }
 
 let cached: NativeAddon | undefined;

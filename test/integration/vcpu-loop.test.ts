@@ -8,7 +8,7 @@ import { runVcpuLoop, requestStop } from '../../src/vmm/vcpu-loop.js';
 import { Serial8250, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../../src/devices/legacy/serial.js';
 import { I8042, I8042_PORT, I8042_PORT_LENGTH } from '../../src/devices/legacy/i8042.js';
 import { whereLabel } from '../helpers/where.js';
-import { packageRoot } from '../../src/vmm/native.js';
+import { packageRoot } from '../../src/package-root.js';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 

@@ -1,0 +1,99 @@
+// `tsvmm boot` boots the kernels/ guest to its init marker: bzImage and ELF vmlinux, 1, 2 and 4
+// vCPUs, console input, and clear failures. Runs where the Linux probe passes, else in the test bed.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../../src/package-root.js';
+import { guestKernel } from '../../helpers/guest-kernel.js';
+import { whereLabel } from '../../helpers/where.js';
+
+const test = suite(`linux boot [${whereLabel()}]`);
+const kernel = guestKernel();
+const BOOT_TIMEOUT_MS = 120_000;
+
+interface BootResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+function tsvmm(args: string[], input = ''): Promise<BootResult> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), BOOT_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+    child.stdin.end(input);
+  });
+}
+
+function report(name: string, r: BootResult): void {
+  const boot = /boot timer: the guest reached init ([\d.]+) ms/.exec(r.stderr)?.[1];
+  console.log(`  ${name}: exit ${r.code}, ${r.ms} ms wall${boot ? `, init reached at ${boot} ms` : ''}`);
+}
+
+if (!kernel) {
+  test('guest kernel present', () => {
+    assert.unreachable('the kernels/ guest is not built: run npm run kernel (scripts/test.mjs builds it before these tests)');
+  });
+} else {
+  for (const cpus of [1, 2, 4]) {
+    test(`bzImage with ${cpus} vCPU(s) reaches init, sees ${cpus} CPUs, and exits 0 on reboot`, async () => {
+      const r = await tsvmm(['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cpus', String(cpus), '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0']);
+      report(`bzImage ${cpus} vCPU`, r);
+      assert.match(r.stdout, new RegExp(`TSVMM-INIT-OK nproc=${cpus} `), r.stdout.slice(-2000) + r.stderr);
+      assert.match(r.stderr, /boot timer: the guest reached init/);
+      assert.match(r.stderr, /VM ended: reset/);
+      assert.is(r.code, 0, r.stderr);
+    });
+  }
+
+  test('ELF vmlinux boots through the same 64-bit protocol', async () => {
+    const r = await tsvmm(['boot', kernel.vmlinux, '--initrd', kernel.initramfs, '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0']);
+    report('vmlinux 1 vCPU', r);
+    assert.match(r.stdout, /TSVMM-INIT-OK nproc=1 /, r.stderr);
+    assert.is(r.code, 0);
+  });
+
+  test('console input reaches a shell in the guest (serial receive path and its interrupt)', async () => {
+    const r = await tsvmm(
+      ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell'],
+      'echo answer=$((6*7))\nexit\n',
+    );
+    report('shell', r);
+    assert.match(r.stdout, /answer=42/, r.stdout.slice(-2000));
+    assert.is(r.code, 0);
+  });
+
+  test('--stats counts the UART and the boot timer', async () => {
+    const r = await tsvmm(['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--stats', '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0']);
+    assert.match(r.stderr, /pio 0x3f8 serial0: \d+ reads, \d+ writes/);
+    assert.match(r.stderr, /pio 0x440 boot-timer: 0 reads, 1 writes/);
+    assert.match(r.stderr, /pio 0x60 i8042: \d+ reads, \d+ writes/);
+  });
+
+  test('a file that is not a kernel is refused with a clear message and changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-bad-'));
+    const bad = join(dir, 'not-a-kernel');
+    writeFileSync(bad, 'hello, I am text\n');
+    const r = await tsvmm(['boot', bad]);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /neither a bzImage .* nor an ELF vmlinux/);
+    const missing = await tsvmm(['boot', join(dir, 'nope')]);
+    assert.is(missing.code, 2);
+    assert.match(missing.stderr, /cannot read the kernel .*ENOENT/);
+  });
+}
+
+test.run();
