@@ -228,8 +228,14 @@ int VcpuCore::RunOnce() {
     runner = pthread_self();
     running = true;
   }
-  int rc = ioctl(fd.Get(), KVM_RUN, 0);
-  int err = errno;
+  // EAGAIN: an application processor waiting for INIT/SIPI was woken by an event that did not
+  // make it runnable; KVM expects user space to simply call KVM_RUN again (as QEMU and
+  // Firecracker do).
+  int rc, err;
+  do {
+    rc = ioctl(fd.Get(), KVM_RUN, 0);
+    err = errno;
+  } while (rc < 0 && err == EAGAIN);
   {
     std::lock_guard<std::mutex> lock(runnerMu);
     running = false;
