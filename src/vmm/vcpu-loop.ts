@@ -32,6 +32,11 @@ export interface VcpuStop {
  * cell 0 is 0 while running, else the reason code of the first stop request.
  */
 export const STOP_CODES: Record<number, VcpuStopKind> = { 1: 'stop-requested', 2: 'reset', 3: 'poweroff' };
+const STOP_DETAILS: Record<number, string> = {
+  1: 'the VMM stopped the vCPUs',
+  2: 'the guest reset the machine (i8042 CPU reset)',
+  3: 'the guest powered off',
+};
 export function requestStop(control: Int32Array, code: 1 | 2 | 3): boolean {
   return Atomics.compareExchange(control, 0, 0, code) === 0;
 }
@@ -119,6 +124,6 @@ export function runVcpuLoop({ vcpu, pio, mmio, control }: VcpuLoopOptions): Vcpu
         return { kind: 'unexpected-exit', detail: `unexpected ${exitReasonName(reason)}`, exits };
     }
     const stop = Atomics.load(control, 0);
-    if (stop !== 0) return { kind: STOP_CODES[stop] ?? 'stop-requested', detail: 'stop requested', exits };
+    if (stop !== 0) return { kind: STOP_CODES[stop] ?? 'stop-requested', detail: STOP_DETAILS[stop] ?? 'stop requested', exits };
   }
 }
