@@ -1,0 +1,71 @@
+// How `tsvmm boot` ends when the guest kernel itself goes wrong: a kernel whose first
+// instruction faults with no IDT to handle it triple-faults, and tsvmm must stop cleanly and say
+// so. The 64-bit entry needs no Linux, so this runs wherever a toy guest runs (kvm-pvm too).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/package-root.js';
+import { whereLabel } from '../helpers/where.js';
+
+const test = suite(`boot faults [${whereLabel()}]`);
+
+/** A minimal ELF64 x86_64 executable: one PT_LOAD of `code` at physical `addr`, entry there. */
+function elfKernel(code: number[], addr = 0x100_0000): Uint8Array {
+  const buf = new Uint8Array(0x1000 + code.length);
+  const dv = new DataView(buf.buffer);
+  buf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1], 0);
+  dv.setUint16(16, 2, true); // ET_EXEC
+  dv.setUint16(18, 62, true); // EM_X86_64
+  dv.setUint32(20, 1, true);
+  dv.setBigUint64(24, BigInt(addr), true); // e_entry
+  dv.setBigUint64(32, 64n, true); // e_phoff
+  dv.setUint16(52, 64, true);
+  dv.setUint16(54, 56, true);
+  dv.setUint16(56, 1, true); // e_phnum
+  dv.setUint32(64, 1, true); // PT_LOAD
+  dv.setUint32(68, 5, true); // R+X
+  dv.setBigUint64(72, 0x1000n, true); // p_offset
+  dv.setBigUint64(80, BigInt(addr), true); // p_vaddr
+  dv.setBigUint64(88, BigInt(addr), true); // p_paddr
+  dv.setBigUint64(96, BigInt(code.length), true);
+  dv.setBigUint64(104, BigInt(code.length), true);
+  dv.setBigUint64(112, 0x1000n, true);
+  buf.set(code, 0x1000);
+  return buf;
+}
+
+function boot(kernel: Uint8Array, args: string[] = []): { code: number | null; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-fault-'));
+  const path = join(dir, 'vmlinux');
+  writeFileSync(path, kernel);
+  const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', path, '--memory', '64', ...args], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    input: '',
+  });
+  return { code: r.status, stderr: r.stderr };
+}
+
+test('ud2 at the entry point with no IDT triple-faults: the VM ends, reported as a triple fault', () => {
+  const r = boot(elfKernel([0x0f, 0x0b]), ['--cpus', '2']);
+  assert.match(r.stderr, /VM ended: triple-fault \(KVM_EXIT_SHUTDOWN/, r.stderr);
+  assert.is(r.code, 0, 'a guest-initiated reset, like QEMU -no-reboot');
+});
+
+test('a kernel that resets through the keyboard controller ends the VM with status 0', () => {
+  // mov al, 0xfe; out 0x64, al; hlt
+  const r = boot(elfKernel([0xb0, 0xfe, 0xe6, 0x64, 0xf4]));
+  assert.match(r.stderr, /VM ended: reset \(the guest reset the machine \(i8042 CPU reset\)\)/, r.stderr);
+  assert.is(r.code, 0);
+});
+
+test('a kernel that does not fit in guest memory is refused before anything runs', () => {
+  const r = boot(elfKernel([0xf4], 0x8000_0000));
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /outside guest memory|does not fit|not inside guest RAM/i);
+});
+
+test.run();
