@@ -1,8 +1,6 @@
 // Gathers what assessHost needs from this host's /dev/kvm.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Kvm, REQUIRED_CAPABILITIES } from '../vmm/kvm.js';
-import { packageRoot } from '../package-root.js';
+import { findGuestKernel } from './guest-kernel.js';
 import { detectKvm } from './host.js';
 import { assessHost, type Assessment, type CapabilityProbe } from './assess.js';
 
@@ -25,13 +23,8 @@ export function probeCapabilities(): CapabilityProbe {
 
 /** One line on the kernels/ guest: built (with paths) or how to build it. */
 export function guestKernelLine(): string {
-  try {
-    const out = execFileSync('bash', [join(packageRoot(), 'kernels', 'build.sh'), '--print-paths-if-built'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const [bzImage, initramfs] = out.trim().split('\n').slice(-2);
-    return `guest kernel: built (${bzImage}, ${initramfs})`;
-  } catch {
-    return 'guest kernel: not built; npm run kernel builds it (a few minutes)';
-  }
+  const k = findGuestKernel();
+  return k ? `guest kernel: built (${k.bzImage}, ${k.initramfs})` : 'guest kernel: not built; npm run kernel builds it (a few minutes)';
 }
 
 export function checkHost(): Assessment {

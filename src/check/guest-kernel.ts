@@ -1,0 +1,31 @@
+// Where the kernels/ guest kernel and initramfs are: TSVMM_KERNEL / TSVMM_INITRD when set (the
+// test driver builds them outside the test bed, whose view of the host is read-only, and passes
+// the paths in), else whatever kernels/build.sh has already built. Never builds.
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { packageRoot } from '../package-root.js';
+
+export interface GuestKernel {
+  bzImage: string;
+  /** The uncompressed ELF beside the bzImage. */
+  vmlinux: string;
+  initramfs: string;
+}
+
+export function findGuestKernel(env: NodeJS.ProcessEnv = process.env): GuestKernel | undefined {
+  let bzImage = env.TSVMM_KERNEL;
+  let initramfs = env.TSVMM_INITRD;
+  if (!bzImage || !initramfs) {
+    try {
+      const out = execFileSync('bash', [join(packageRoot(), 'kernels', 'build.sh'), '--print-paths-if-built'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      [bzImage, initramfs] = out.trim().split('\n').slice(-2);
+    } catch {
+      return undefined;
+    }
+  }
+  if (!bzImage || !initramfs) return undefined;
+  return { bzImage, vmlinux: join(dirname(bzImage), 'vmlinux'), initramfs };
+}
