@@ -9,10 +9,10 @@ import { KVM_REGS_SIZE, KVM_RUN, KVM_SREGS_SIZE, KVM_CPUID_ENTRY2_SIZE, KVM_MSR_
 import { Kvm, REQUIRED_CAPABILITIES } from '../../src/vmm/kvm.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
 import { native } from '../../src/vmm/native.js';
-import { MsrRefusedError, type Vcpu } from '../../src/vmm/vcpu.js';
+import { MsrRefusedError } from '../../src/vmm/vcpu.js';
 import { HopThread } from '../../src/vmm/vcpu-thread.js';
-import type { Vm } from '../../src/vmm/vm.js';
 import { whereLabel } from '../helpers/where.js';
+import { realModeGuest, type RealModeGuest } from '../helpers/realmode.js';
 import type { HelperReply, HelperRequest } from './worker-helper.js';
 
 const KVM_EXIT_IO = 2;
@@ -25,42 +25,11 @@ const MMIO_BASE = 0x90000;
 
 const test = suite(`addon [${whereLabel()}]`);
 
-interface Guest {
-  kvm: Kvm;
-  vm: Vm;
-  mem: HostMapping;
-  vcpu: Vcpu;
-  dispose(): void;
-}
+type Guest = RealModeGuest;
 
 /** A VM with RAM at 0, `code` at CODE, and a vCPU in real mode about to run it. */
 function guest(code: number[], opts: { irqchip?: boolean; ds?: number } = {}): Guest {
-  const kvm = Kvm.open();
-  const vm = kvm.createVm();
-  if (opts.irqchip) vm.createIrqchip();
-  const mem = HostMapping.allocate(RAM);
-  mem.bytes().set(code, CODE);
-  vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0n, mapping: mem });
-  const vcpu = vm.createVcpu(0);
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  sregs.ds.base = BigInt(opts.ds ?? 0);
-  sregs.ds.selector = (opts.ds ?? 0) >> 4;
-  vcpu.setSregs(sregs);
-  const regs = vcpu.getRegs();
-  regs.rip = BigInt(CODE);
-  regs.rflags = 2n;
-  vcpu.setRegs(regs);
-  return {
-    kvm, vm, mem, vcpu,
-    dispose() {
-      vcpu.dispose();
-      vm.dispose();
-      mem.dispose();
-      kvm.dispose();
-    },
-  };
+  return realModeGuest(code, { ram: RAM, codeAt: CODE, ...opts });
 }
 
 function openFds(): number {

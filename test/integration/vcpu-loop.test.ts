@@ -2,12 +2,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Bus } from '../../src/vmm/bus.js';
-import { Kvm } from '../../src/vmm/kvm.js';
-import { HostMapping } from '../../src/vmm/mapping.js';
 import { runVcpuLoop, requestStop } from '../../src/vmm/vcpu-loop.js';
 import { Serial8250, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../../src/devices/legacy/serial.js';
 import { I8042, I8042_PORT, I8042_PORT_LENGTH } from '../../src/devices/legacy/i8042.js';
 import { whereLabel } from '../helpers/where.js';
+import { realModeGuest } from '../helpers/realmode.js';
 import { packageRoot } from '../../src/package-root.js';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
@@ -15,35 +14,14 @@ import { join } from 'node:path';
 const test = suite(`vcpu loop [${whereLabel()}]`);
 
 function machine(code: number[]) {
-  const kvm = Kvm.open();
-  const vm = kvm.createVm();
-  const mem = HostMapping.allocate(0x10000);
-  mem.bytes().set(code, 0x1000);
-  vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0n, mapping: mem });
-  const vcpu = vm.createVcpu(0);
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = vcpu.getRegs();
-  regs.rip = 0x1000n;
-  regs.rflags = 2n;
-  vcpu.setRegs(regs);
+  const g = realModeGuest(code, { ram: 0x10000, codeAt: 0x1000 });
   const out: number[] = [];
   const control = new Int32Array(new SharedArrayBuffer(4));
   const pio = new Bus('pio');
   const mmio = new Bus('mmio');
   pio.insert('serial', SERIAL_PORT_COM1, SERIAL_PORT_LENGTH, new Serial8250(Serial8250.createState(), { write: (b) => out.push(...b) }, { trigger: () => {} }));
   pio.insert('i8042', I8042_PORT, I8042_PORT_LENGTH, new I8042(I8042.createState(), { reset: () => requestStop(control, 2) }));
-  return {
-    vcpu, mem, pio, mmio, control, out,
-    dispose() {
-      vcpu.dispose();
-      vm.dispose();
-      mem.dispose();
-      kvm.dispose();
-    },
-  };
+  return { vcpu: g.vcpu, mem: g.mem, pio, mmio, control, out, dispose: () => g.dispose() };
 }
 
 test('a guest prints through the UART (byte and rep outsb) and resets through the i8042', () => {

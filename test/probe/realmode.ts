@@ -1,36 +1,20 @@
 // Probe: can this host's /dev/kvm run a real-mode toy guest (what the addon tests and the exit
 // benchmark need)? Prints one line; exit 0 yes, 1 no. Run in its own process with a timeout by
 // scripts/test.mjs, so a KVM that hangs cannot hang the test run.
-import { Kvm } from '../../src/vmm/kvm.js';
-import { HostMapping } from '../../src/vmm/mapping.js';
+import { realModeGuest } from '../helpers/realmode.js';
 
 const KVM_EXIT_IO = 2;
 
 function probe(): string | undefined {
-  const kvm = Kvm.open();
-  const vm = kvm.createVm();
-  const mem = HostMapping.allocate(0x10000);
-  const vcpu = vm.createVcpu(0);
+  // mov dx,0x1234; mov al,0x99; out dx,al; hlt
+  const g = realModeGuest([0xba, 0x34, 0x12, 0xb0, 0x99, 0xee, 0xf4], { ram: 0x10000 });
   try {
-    mem.bytes().set([0xba, 0x34, 0x12, 0xb0, 0x99, 0xee, 0xf4], 0x1000); // mov dx,0x1234; mov al,0x99; out dx,al; hlt
-    vm.setMemoryRegion({ slot: 0, guestPhysAddr: 0n, mapping: mem });
-    const sregs = vcpu.getSregs();
-    sregs.cs.base = 0n;
-    sregs.cs.selector = 0;
-    vcpu.setSregs(sregs);
-    const regs = vcpu.getRegs();
-    regs.rip = 0x1000n;
-    regs.rflags = 2n;
-    vcpu.setRegs(regs);
-    const reason = vcpu.runOnce();
+    const reason = g.vcpu.runOnce();
     if (reason !== KVM_EXIT_IO) return `expected a PIO exit, got exit reason ${reason}`;
-    if (vcpu.run.getUint16(34, true) !== 0x1234) return 'PIO exit on the wrong port';
+    if (g.vcpu.run.getUint16(34, true) !== 0x1234) return 'PIO exit on the wrong port';
     return undefined;
   } finally {
-    vcpu.dispose();
-    vm.dispose();
-    mem.dispose();
-    kvm.dispose();
+    g.dispose();
   }
 }
 
