@@ -1,14 +1,10 @@
 // The `tsvmm` command: dispatches subcommands; each returns its exit status.
+// Each command's modules are imported when it runs: start-up time is boot time for `tsvmm boot`
+// (and ~10x dearer inside the test bed), so it should not load the benchmark and its renderers.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { checkHost } from '../check/check.js';
-import { detectKvm } from '../check/host.js';
-import { formatTable, toJson } from '../bench/exits/report.js';
-import { renderSvg } from '../bench/exits/svg.js';
-import { runExitBench, skippedReport } from '../bench/exits/run.js';
 import { BENCH_EXITS_USAGE, parseBenchExitsArgs, svgPathFor } from './bench-args.js';
 import { UsageError } from './errors.js';
-import { bootCommand } from './boot.js';
 
 export const USAGE = `usage: tsvmm <command> [options]
 
@@ -24,6 +20,10 @@ async function benchExits(argv: string[]): Promise<number> {
     console.log(BENCH_EXITS_USAGE);
     return 0;
   }
+  const { detectKvm } = await import('../check/host.js');
+  const { formatTable, toJson } = await import('../bench/exits/report.js');
+  const { renderSvg } = await import('../bench/exits/svg.js');
+  const { runExitBench, skippedReport } = await import('../bench/exits/run.js');
   const kvm = detectKvm();
   const report =
     kvm.kind === 'absent' || !kvm.accessible
@@ -45,8 +45,9 @@ async function benchExits(argv: string[]): Promise<number> {
   return 0;
 }
 
-function check(argv: string[]): number {
+async function check(argv: string[]): Promise<number> {
   if (argv.length > 0) throw new UsageError(`tsvmm check takes no arguments, got '${argv.join(' ')}'`);
+  const { checkHost } = await import('../check/check.js');
   const a = checkHost();
   for (const line of a.lines) console.log(line);
   return a.linuxBoots ? 0 : 1;
@@ -57,9 +58,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'check':
-        return check(rest);
+        return await check(rest);
       case 'boot':
-        return await bootCommand(rest);
+        return await (await import('./boot.js')).bootCommand(rest);
       case 'bench':
         if (rest[0] === 'exits') return await benchExits(rest.slice(1));
         throw new UsageError(rest[0] ? `unknown benchmark '${rest[0]}' (known: exits)` : 'tsvmm bench needs a benchmark name (exits)');
