@@ -1,0 +1,434 @@
+// The virtio-mmio transport, version 2 (virtio 1.2 §4.2.2): magic/version/ids, feature
+// negotiation in 32-bit halves, the device-status state machine, queue selection and set-up with
+// validation, interrupt status/ack, config space and config generation, shared-memory regions.
+//
+// Its state lives in a SharedArrayBuffer (TransportState), so the register file is served by
+// whichever vCPU thread exits on it, while the device itself (queues, backend) runs on the main
+// thread: that side reads the queue configuration from the same state when the driver sets
+// DRIVER_OK, and raises interrupts by setting InterruptStatus bits. The transport tells the
+// device side about status changes and QueueNotify writes through TransportEvents.
+import type { BusDevice } from '../../vmm/bus.js';
+import type { GuestMemory } from '../../vmm/guest-memory.js';
+import { lock, unlock } from '../legacy/spinlock.js';
+import {
+  CONFIG_SPACE_SIZE,
+  INT_CONFIG_CHANGE,
+  MAX_QUEUE_SIZE,
+  MAX_QUEUES,
+  MAX_SHM_REGIONS,
+  REG,
+  STATUS,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_MMIO_MAGIC,
+  VIRTIO_MMIO_VERSION,
+  VIRTIO_VENDOR_ID,
+} from './mmio-regs.js';
+
+// Int32 cells of the shared state.
+const C = {
+  lock: 0,
+  deviceId: 1,
+  devFeatLo: 2,
+  devFeatHi: 3,
+  numQueues: 4,
+  status: 5,
+  devFeatSel: 6,
+  drvFeatSel: 7,
+  drvFeatLo: 8,
+  drvFeatHi: 9,
+  queueSel: 10,
+  intStatus: 11,
+  configGen: 12,
+  shmSel: 13,
+  numShm: 14,
+  configLen: 15,
+  queues: 16,
+} as const;
+// Per-queue block: max, num, ready, descLo, descHi, drvLo, drvHi, devLo, devHi.
+const Q_MAX = 0;
+const Q_NUM = 1;
+const Q_READY = 2;
+const Q_DESC = 3;
+const Q_DRIVER = 5;
+const Q_DEVICE = 7;
+const Q_CELLS = 9;
+const SHM_BASE = C.queues + MAX_QUEUES * Q_CELLS; // per region: baseLo, baseHi, lenLo, lenHi
+const CELLS = SHM_BASE + MAX_SHM_REGIONS * 4;
+
+export interface TransportDescription {
+  deviceId: number;
+  /** Feature bits the device offers (VIRTIO_F_VERSION_1 is added). */
+  features: bigint;
+  /** QueueNumMax of each queue. */
+  queueMaxSizes: readonly number[];
+  /** Initial device-specific configuration space. */
+  config?: Uint8Array;
+  /** Shared-memory regions (§2.10), e.g. a virtio-fs DAX window: guest-physical base and length. */
+  shm?: readonly { base: number; length: number }[];
+}
+
+export interface QueueConfig {
+  index: number;
+  size: number;
+  desc: number;
+  driver: number;
+  device: number;
+}
+
+export interface TransportEvents {
+  /** The driver wrote Status (0 = reset). Called after the state is updated. */
+  statusChanged(status: number): void;
+  /** A QueueNotify write that reached the bus (no ioeventfd on it). */
+  queueNotify(queue: number): void;
+}
+
+export class TransportConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TransportConfigError';
+  }
+}
+
+const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
+const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
+const join64 = (lo: number, hi: number): number => (hi >>> 0) * 2 ** 32 + (lo >>> 0);
+const joinBig = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+
+/** The shared state of one virtio-mmio device, and what both sides may read or change of it. */
+export class TransportState {
+  readonly cells: Int32Array;
+  readonly config: Uint8Array;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.cells = new Int32Array(buffer, 0, CELLS);
+    this.config = new Uint8Array(buffer, CELLS * 4, CONFIG_SPACE_SIZE);
+  }
+
+  static create(d: TransportDescription): SharedArrayBuffer {
+    if (d.queueMaxSizes.length > MAX_QUEUES) throw new TransportConfigError(`${d.queueMaxSizes.length} queues: at most ${MAX_QUEUES}`);
+    for (const m of d.queueMaxSizes) {
+      if (m < 1 || m > MAX_QUEUE_SIZE || (m & (m - 1)) !== 0) throw new TransportConfigError(`queue size ${m} is not a power of two up to ${MAX_QUEUE_SIZE}`);
+    }
+    if ((d.config?.byteLength ?? 0) > CONFIG_SPACE_SIZE) throw new TransportConfigError(`config space of ${d.config?.byteLength} bytes: at most ${CONFIG_SPACE_SIZE}`);
+    if ((d.shm?.length ?? 0) > MAX_SHM_REGIONS) throw new TransportConfigError(`${d.shm?.length} shared-memory regions: at most ${MAX_SHM_REGIONS}`);
+    const sab = new SharedArrayBuffer(CELLS * 4 + CONFIG_SPACE_SIZE);
+    const s = new TransportState(sab);
+    const c = s.cells;
+    const features = d.features | (1n << VIRTIO_F_VERSION_1);
+    c[C.deviceId] = d.deviceId;
+    c[C.devFeatLo] = lo32(features);
+    c[C.devFeatHi] = hi32(features);
+    c[C.numQueues] = d.queueMaxSizes.length;
+    d.queueMaxSizes.forEach((m, i) => {
+      c[C.queues + i * Q_CELLS + Q_MAX] = m;
+    });
+    if (d.config) {
+      s.config.set(d.config);
+      c[C.configLen] = d.config.byteLength;
+    }
+    (d.shm ?? []).forEach((r, i) => {
+      const o = SHM_BASE + i * 4;
+      c[o] = lo32(BigInt(r.base));
+      c[o + 1] = hi32(BigInt(r.base));
+      c[o + 2] = lo32(BigInt(r.length));
+      c[o + 3] = hi32(BigInt(r.length));
+    });
+    c[C.numShm] = d.shm?.length ?? 0;
+    return sab;
+  }
+
+  get status(): number {
+    return Atomics.load(this.cells, C.status);
+  }
+
+  get driverFeatures(): bigint {
+    return joinBig(this.cells[C.drvFeatLo] as number, this.cells[C.drvFeatHi] as number);
+  }
+
+  get deviceFeatures(): bigint {
+    return joinBig(this.cells[C.devFeatLo] as number, this.cells[C.devFeatHi] as number);
+  }
+
+  get numQueues(): number {
+    return this.cells[C.numQueues] as number;
+  }
+
+  /** The configuration of every queue the driver made ready. */
+  readyQueues(): QueueConfig[] {
+    const out: QueueConfig[] = [];
+    for (let i = 0; i < this.numQueues; i++) {
+      const o = C.queues + i * Q_CELLS;
+      const c = this.cells;
+      if (!c[o + Q_READY]) continue;
+      out.push({
+        index: i,
+        size: c[o + Q_NUM] as number,
+        desc: join64(c[o + Q_DESC] as number, c[o + Q_DESC + 1] as number),
+        driver: join64(c[o + Q_DRIVER] as number, c[o + Q_DRIVER + 1] as number),
+        device: join64(c[o + Q_DEVICE] as number, c[o + Q_DEVICE + 1] as number),
+      });
+    }
+    return out;
+  }
+
+  /** Sets InterruptStatus bits; the caller then signals the device's irqfd. */
+  raise(bits: number): void {
+    Atomics.or(this.cells, C.intStatus, bits);
+  }
+
+  /** The device changed its config space: bump ConfigGeneration (§4.2.2) and ask for an interrupt. */
+  configChanged(update: (config: Uint8Array) => void): void {
+    lock(this.cells, C.lock);
+    try {
+      update(this.config);
+      this.cells[C.configGen] = ((this.cells[C.configGen] as number) + 1) | 0;
+    } finally {
+      unlock(this.cells, C.lock);
+    }
+    this.raise(INT_CONFIG_CHANGE);
+  }
+
+  /** Marks the device broken (§2.1.2): the driver sees NEEDS_RESET and a config-change interrupt. */
+  needsReset(): void {
+    Atomics.or(this.cells, C.status, STATUS.NEEDS_RESET);
+    this.raise(INT_CONFIG_CHANGE);
+  }
+}
+
+/** Checks a queue configuration against the spec's rules (§2.7) and guest memory. */
+export function validateQueue(q: QueueConfig, max: number, memory?: GuestMemory): string | undefined {
+  if (q.size < 1 || q.size > max || (q.size & (q.size - 1)) !== 0) return `queue ${q.index}: size ${q.size} is not a power of two up to ${max}`;
+  const parts: [string, number, number, number][] = [
+    ['descriptor table', q.desc, 16 * q.size, 16],
+    ['driver (available) ring', q.driver, 6 + 2 * q.size, 2],
+    ['device (used) ring', q.device, 6 + 8 * q.size, 4],
+  ];
+  for (const [name, addr, len, align] of parts) {
+    if (addr % align !== 0) return `queue ${q.index}: ${name} at 0x${addr.toString(16)} is not ${align}-byte aligned`;
+    if (memory && !memory.contains(addr, len)) return `queue ${q.index}: ${name} [0x${addr.toString(16)}, +${len}) is outside guest memory`;
+  }
+  return undefined;
+}
+
+export class MmioTransport implements BusDevice {
+  private readonly state: TransportState;
+  private readonly c: Int32Array;
+
+  constructor(
+    state: SharedArrayBuffer,
+    private readonly events: TransportEvents,
+    private readonly memory?: GuestMemory,
+    private readonly onInterruptNeeded: () => void = () => {},
+  ) {
+    this.state = new TransportState(state);
+    this.c = this.state.cells;
+  }
+
+  read(offset: number, data: Uint8Array): void {
+    data.fill(0);
+    if (offset >= REG.config) {
+      this.readConfig(offset - REG.config, data);
+      return;
+    }
+    if (data.byteLength !== 4 || offset % 4 !== 0) return; // registers are 32-bit (§4.2.2)
+    let v = 0;
+    lock(this.c, C.lock);
+    try {
+      v = this.readRegister(offset);
+    } finally {
+      unlock(this.c, C.lock);
+    }
+    new DataView(data.buffer, data.byteOffset, 4).setUint32(0, v >>> 0, true);
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    if (offset >= REG.config) return; // config writes: no device here takes them yet
+    if (data.byteLength !== 4 || offset % 4 !== 0) return;
+    const v = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
+    let after: (() => void) | undefined;
+    lock(this.c, C.lock);
+    try {
+      after = this.writeRegister(offset, v);
+    } finally {
+      unlock(this.c, C.lock);
+    }
+    after?.(); // callbacks run without the lock held
+  }
+
+  private readConfig(offset: number, data: Uint8Array): void {
+    const len = this.c[C.configLen] as number;
+    if (offset + data.byteLength > len) return; // beyond the device's config: zeros
+    lock(this.c, C.lock);
+    try {
+      data.set(this.state.config.subarray(offset, offset + data.byteLength));
+    } finally {
+      unlock(this.c, C.lock);
+    }
+  }
+
+  private queueBase(): number | undefined {
+    const sel = this.c[C.queueSel] as number;
+    return sel >= 0 && sel < (this.c[C.numQueues] as number) ? C.queues + sel * Q_CELLS : undefined;
+  }
+
+  private readRegister(offset: number): number {
+    const c = this.c;
+    const q = this.queueBase();
+    switch (offset) {
+      case REG.magic:
+        return VIRTIO_MMIO_MAGIC;
+      case REG.version:
+        return VIRTIO_MMIO_VERSION;
+      case REG.deviceId:
+        return c[C.deviceId] as number;
+      case REG.vendorId:
+        return VIRTIO_VENDOR_ID;
+      case REG.deviceFeatures: {
+        const sel = c[C.devFeatSel] as number;
+        return sel === 0 ? (c[C.devFeatLo] as number) : sel === 1 ? (c[C.devFeatHi] as number) : 0;
+      }
+      case REG.queueNumMax:
+        return q === undefined ? 0 : (c[q + Q_MAX] as number);
+      case REG.queueReady:
+        return q === undefined ? 0 : (c[q + Q_READY] as number);
+      case REG.interruptStatus:
+        return Atomics.load(c, C.intStatus);
+      case REG.status:
+        return Atomics.load(c, C.status);
+      case REG.shmLenLow:
+      case REG.shmLenHigh:
+      case REG.shmBaseLow:
+      case REG.shmBaseHigh: {
+        const sel = c[C.shmSel] as number;
+        // A region that does not exist has length -1 (all ones), §4.2.2.
+        if (sel < 0 || sel >= (c[C.numShm] as number)) return offset === REG.shmLenLow || offset === REG.shmLenHigh ? -1 : 0;
+        const base = SHM_BASE + sel * 4;
+        const idx = { [REG.shmBaseLow]: 0, [REG.shmBaseHigh]: 1, [REG.shmLenLow]: 2, [REG.shmLenHigh]: 3 }[offset] as number;
+        return c[base + idx] as number;
+      }
+      case REG.queueReset:
+        return 0;
+      case REG.configGeneration:
+        return c[C.configGen] as number;
+      default:
+        return 0; // write-only and reserved registers read as 0
+    }
+  }
+
+  private writeRegister(offset: number, v: number): (() => void) | undefined {
+    const c = this.c;
+    const status = c[C.status] as number;
+    const q = this.queueBase();
+    // Queue set-up registers may change only while that queue is not ready (§4.2.2).
+    const queueWritable = q !== undefined && !c[q + Q_READY];
+    switch (offset) {
+      case REG.deviceFeaturesSel:
+        c[C.devFeatSel] = v;
+        return undefined;
+      case REG.driverFeaturesSel:
+        c[C.drvFeatSel] = v;
+        return undefined;
+      case REG.driverFeatures: {
+        // Features are fixed once FEATURES_OK is set (§3.1.1).
+        if (status & STATUS.FEATURES_OK || !(status & STATUS.DRIVER)) return undefined;
+        const sel = c[C.drvFeatSel] as number;
+        if (sel === 0) c[C.drvFeatLo] = v;
+        else if (sel === 1) c[C.drvFeatHi] = v;
+        return undefined;
+      }
+      case REG.queueSel:
+        c[C.queueSel] = v;
+        return undefined;
+      case REG.queueNum:
+        if (queueWritable) c[(q as number) + Q_NUM] = v;
+        return undefined;
+      case REG.queueDescLow:
+      case REG.queueDescHigh:
+      case REG.queueDriverLow:
+      case REG.queueDriverHigh:
+      case REG.queueDeviceLow:
+      case REG.queueDeviceHigh: {
+        if (!queueWritable) return undefined;
+        const field = { [REG.queueDescLow]: Q_DESC, [REG.queueDescHigh]: Q_DESC + 1, [REG.queueDriverLow]: Q_DRIVER, [REG.queueDriverHigh]: Q_DRIVER + 1, [REG.queueDeviceLow]: Q_DEVICE, [REG.queueDeviceHigh]: Q_DEVICE + 1 }[offset] as number;
+        c[(q as number) + field] = v;
+        return undefined;
+      }
+      case REG.queueReady:
+        return this.writeQueueReady(q, v);
+      case REG.queueNotify:
+        return () => this.events.queueNotify(v & 0xffff);
+      case REG.interruptAck:
+        Atomics.and(c, C.intStatus, ~v);
+        return undefined;
+      case REG.status:
+        return this.writeStatus(status, v);
+      case REG.shmSel:
+        c[C.shmSel] = v;
+        return undefined;
+      default:
+        return undefined; // read-only and reserved registers ignore writes
+    }
+  }
+
+  private writeQueueReady(q: number | undefined, v: number): (() => void) | undefined {
+    if (q === undefined) return undefined;
+    const c = this.c;
+    if (v === 0) {
+      c[q + Q_READY] = 0;
+      return undefined;
+    }
+    const index = (q - C.queues) / Q_CELLS;
+    const cfg: QueueConfig = {
+      index,
+      size: c[q + Q_NUM] as number,
+      desc: join64(c[q + Q_DESC] as number, c[q + Q_DESC + 1] as number),
+      driver: join64(c[q + Q_DRIVER] as number, c[q + Q_DRIVER + 1] as number),
+      device: join64(c[q + Q_DEVICE] as number, c[q + Q_DEVICE + 1] as number),
+    };
+    const problem = validateQueue(cfg, c[q + Q_MAX] as number, this.memory);
+    if (problem) {
+      // A driver error: the queue stays not ready and the device asks to be reset (§2.1.2).
+      c[C.status] = (c[C.status] as number) | STATUS.NEEDS_RESET;
+      Atomics.or(c, C.intStatus, INT_CONFIG_CHANGE);
+      return () => this.onInterruptNeeded();
+    }
+    c[q + Q_READY] = 1;
+    return undefined;
+  }
+
+  private writeStatus(status: number, v: number): (() => void) | undefined {
+    const c = this.c;
+    if (v === 0) {
+      this.resetLocked();
+      return () => this.events.statusChanged(0);
+    }
+    // The driver only ever adds bits (§3.1.1); anything else is ignored.
+    if ((v & status) !== status) return undefined;
+    let next = v;
+    if (v & STATUS.FEATURES_OK && !(status & STATUS.FEATURES_OK)) {
+      const drv = this.state.driverFeatures;
+      const dev = this.state.deviceFeatures;
+      const ok = (drv & ~dev) === 0n && (drv & (1n << VIRTIO_F_VERSION_1)) !== 0n;
+      if (!ok) next &= ~STATUS.FEATURES_OK; // the driver reads it back and gives up (§3.1.1 step 6)
+    }
+    if (v & STATUS.DRIVER_OK && !(next & STATUS.FEATURES_OK)) next &= ~STATUS.DRIVER_OK;
+    c[C.status] = next;
+    return () => this.events.statusChanged(next);
+  }
+
+  private resetLocked(): void {
+    const c = this.c;
+    c[C.status] = 0;
+    c[C.devFeatSel] = 0;
+    c[C.drvFeatSel] = 0;
+    c[C.drvFeatLo] = 0;
+    c[C.drvFeatHi] = 0;
+    c[C.queueSel] = 0;
+    c[C.intStatus] = 0;
+    c[C.shmSel] = 0;
+    for (let i = 0; i < MAX_QUEUES; i++) {
+      const o = C.queues + i * Q_CELLS;
+      for (let f = Q_NUM; f < Q_CELLS; f++) c[o + f] = 0;
+    }
+  }
+}
