@@ -1,0 +1,245 @@
+// The device side of a split virtqueue (virtio 1.2 §2.7): takes descriptor chains from the
+// available ring, returns them through the used ring, and decides when the driver needs an
+// interrupt (§2.7.7, VIRTIO_F_EVENT_IDX) and whether the driver should notify us (§2.7.10).
+//
+// Memory ordering. The driver runs on vCPUs, concurrently with us, and shares the rings. JS has
+// no fences for plain typed-array accesses, so the points where a native device needs one are
+// marked below with Linux's names (virtio_rmb / virtio_wmb / virtio_mb). On x86 (TSO) loads stay in
+// order with loads and stores with stores, so rmb/wmb only need the JIT not to reorder those
+// accesses (it does not move them across the GuestMemory calls between them); the mb points
+// (a store, then a load of the driver's field) need a real fence — an Atomics operation on a
+// SharedArrayBuffer view of guest memory would give one, if GuestMemory ever exposes such a view.
+// Until then those two points (needsNotification, enableNotification) are where a missed wake-up
+// would come from if the device side ever runs on a thread of its own.
+
+import type { GuestMemory } from '../../vmm/guest-memory.js';
+import { DescriptorChain, DESC_SIZE, type ChainContext } from './chain.js';
+import { VirtioQueueError, hex } from './errors.js';
+
+/** avail.flags: the driver does not want used-buffer interrupts (§2.7.7, without EVENT_IDX). */
+export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+/** used.flags: the device does not want available-buffer notifications (§2.7.10, without EVENT_IDX). */
+export const VIRTQ_USED_F_NO_NOTIFY = 1;
+/** The largest queue size the split ring allows (§2.7). */
+export const MAX_QUEUE_SIZE = 32768;
+
+/** Byte sizes of the three parts for a queue of `size` entries (§2.7 table). */
+export function ringSizes(size: number): { desc: number; driver: number; device: number } {
+  return { desc: DESC_SIZE * size, driver: 6 + 2 * size, device: 6 + 8 * size };
+}
+
+export interface SplitQueueConfig {
+  /** Queue number, for messages. */
+  readonly index?: number;
+  /** QueueNum: entries in the descriptor table and both rings; a power of two <= maxSize. */
+  readonly size: number;
+  /** QueueNumMax the device offered: also the cap on descriptors per chain and per indirect table. */
+  readonly maxSize: number;
+  /** Descriptor Area (descriptor table), 16-byte aligned. */
+  readonly desc: number;
+  /** Driver Area (available ring), 2-byte aligned. */
+  readonly driver: number;
+  /** Device Area (used ring), 4-byte aligned. */
+  readonly device: number;
+  /** VIRTIO_F_EVENT_IDX (bit 29) negotiated. */
+  readonly eventIdx: boolean;
+  /** VIRTIO_F_INDIRECT_DESC (bit 28) negotiated. */
+  readonly indirectDesc: boolean;
+}
+
+export class SplitQueue {
+  readonly size: number;
+  readonly maxSize: number;
+  readonly eventIdx: boolean;
+  readonly indirectDesc: boolean;
+  private readonly name: string;
+  private readonly ctx: ChainContext;
+  // Guest-physical addresses of the fields we touch (§2.7.6, §2.7.8).
+  private readonly availFlags: number;
+  private readonly availIdx: number;
+  private readonly availRing: number;
+  private readonly usedEventAddr: number;
+  private readonly usedFlags: number;
+  private readonly usedIdx: number;
+  private readonly usedRing: number;
+  private readonly availEventAddr: number;
+  /** Free-running 16-bit indices: next avail entry to take, next used entry to write. */
+  private nextAvailIdx = 0;
+  private nextUsedIdx = 0;
+  /** used.idx when needsNotification last answered (EVENT_IDX); undefined: notify on the next call. */
+  private signalledUsed: number | undefined = undefined;
+
+  /** Validates the configuration against §2.7 and guest memory; throws VirtioQueueError. */
+  constructor(
+    private readonly memory: GuestMemory,
+    config: SplitQueueConfig,
+  ) {
+    const { size, maxSize } = config;
+    this.name = `virtqueue ${config.index ?? '?'}`;
+    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > MAX_QUEUE_SIZE) {
+      throw new VirtioQueueError('bad-size', `${this.name}: maximum size ${maxSize} is not in [1, ${MAX_QUEUE_SIZE}]`);
+    }
+    if (!Number.isInteger(size) || size < 1 || size > maxSize || (size & (size - 1)) !== 0) {
+      throw new VirtioQueueError('bad-size', `${this.name}: size ${size} is not a power of two in [1, ${maxSize}] (§2.7)`);
+    }
+    const sizes = ringSizes(size);
+    this.checkPart('descriptor table', config.desc, sizes.desc, 16);
+    this.checkPart('available ring (driver area)', config.driver, sizes.driver, 2);
+    this.checkPart('used ring (device area)', config.device, sizes.device, 4);
+
+    this.size = size;
+    this.maxSize = maxSize;
+    this.eventIdx = config.eventIdx;
+    this.indirectDesc = config.indirectDesc;
+    this.ctx = { desc: config.desc, size, maxSize, indirectDesc: config.indirectDesc };
+    this.availFlags = config.driver;
+    this.availIdx = config.driver + 2;
+    this.availRing = config.driver + 4;
+    this.usedEventAddr = config.driver + 4 + 2 * size;
+    this.usedFlags = config.device;
+    this.usedIdx = config.device + 2;
+    this.usedRing = config.device + 4;
+    this.availEventAddr = config.device + 4 + 8 * size;
+  }
+
+  private checkPart(part: string, addr: number, length: number, align: number): void {
+    if (!Number.isSafeInteger(addr) || addr < 0) {
+      throw new VirtioQueueError('bad-address', `${this.name}: ${part} address ${addr} is not a guest-physical address`);
+    }
+    if (addr % align !== 0) {
+      throw new VirtioQueueError('bad-address', `${this.name}: ${part} at ${hex(addr)} is not ${align}-byte aligned (§2.7)`);
+    }
+    if (!this.memory.contains(addr, length)) {
+      throw new VirtioQueueError('bad-address', `${this.name}: ${part} [${hex(addr)}, +${length}) is not inside one guest memory region`);
+    }
+  }
+
+  /** The device's next available-ring index (free-running, 16 bits). */
+  get nextAvail(): number {
+    return this.nextAvailIdx;
+  }
+
+  /** The device's next used-ring index: the used.idx it last published. */
+  get nextUsed(): number {
+    return this.nextUsedIdx;
+  }
+
+  /** Chains popped and not yet returned with pushUsed. */
+  get inFlight(): number {
+    return (this.nextAvailIdx - this.nextUsedIdx) & 0xffff;
+  }
+
+  /** Entries the driver has published that we have not taken. Throws VirtioQueueError on overrun. */
+  pending(): number {
+    const idx = this.memory.readU16(this.availIdx);
+    const pending = (idx - this.nextAvailIdx) & 0xffff;
+    // §2.7.13: the ring holds at most `size` entries, so a driver can be at most `size` ahead;
+    // more means avail.idx is garbage and no entry in the ring can be trusted to be new.
+    if (pending > this.size) {
+      throw new VirtioQueueError(
+        'avail-overrun',
+        `${this.name}: avail.idx ${idx} is ${pending} entries ahead of the device's ${this.nextAvailIdx}, more than the queue size ${this.size}`,
+      );
+    }
+    return pending;
+  }
+
+  /**
+   * Takes the next chain from the available ring, or undefined when there is none.
+   * Throws VirtioChainError when the chain is malformed: its entry is consumed, and the device
+   * fails the request with pushUsed(err.head, 0) (if err.returnable) or sets NEEDS_RESET.
+   * Throws VirtioQueueError ('avail-overrun') when avail.idx is impossible; nothing is consumed.
+   */
+  popAvail(): DescriptorChain | undefined {
+    if (this.pending() === 0) return undefined;
+    // virtio_rmb (acquire): the ring entry and the descriptors must be read after avail.idx
+    // (§2.7.13.3.1: the driver wrote them before its barrier and idx update).
+    const head = this.memory.readU16(this.availRing + 2 * (this.nextAvailIdx % this.size));
+    this.nextAvailIdx = (this.nextAvailIdx + 1) & 0xffff;
+    return DescriptorChain.parse(this.memory, this.ctx, head);
+  }
+
+  /**
+   * Returns a chain to the driver: writes {id: headIndex, len: writtenLen} to the used ring and
+   * publishes it by advancing used.idx (§2.7.8). writtenLen is the bytes written to the writable
+   * side, from its start.
+   */
+  pushUsed(headIndex: number, writtenLen: number): void {
+    if (!Number.isInteger(headIndex) || headIndex < 0 || headIndex >= this.size) {
+      throw new VirtioQueueError('bad-used-entry', `${this.name}: used head ${headIndex} is outside the descriptor table of ${this.size} entries`);
+    }
+    if (!Number.isInteger(writtenLen) || writtenLen < 0 || writtenLen > 0xffff_ffff) {
+      throw new VirtioQueueError('bad-used-entry', `${this.name}: used length ${writtenLen} for head ${headIndex} is not a u32`);
+    }
+    if (this.inFlight === 0) {
+      throw new VirtioQueueError('bad-used-entry', `${this.name}: pushUsed(${headIndex}) with no chain in flight would overwrite an entry the driver has not seen`);
+    }
+    const elem = this.usedRing + 8 * (this.nextUsedIdx % this.size);
+    this.memory.writeU32(elem, headIndex);
+    this.memory.writeU32(elem + 4, writtenLen);
+    this.nextUsedIdx = (this.nextUsedIdx + 1) & 0xffff;
+    // virtio_wmb (release): the element (and the data written to the buffers) must be visible
+    // before the new used.idx (§2.7.8.1: "set len prior to updating the used idx").
+    this.memory.writeU16(this.usedIdx, this.nextUsedIdx);
+  }
+
+  /**
+   * Whether the driver wants a used-buffer interrupt now, for the entries pushed since the last
+   * call (§2.7.7). With EVENT_IDX: vring_need_event(used_event, used.idx, used.idx at the last
+   * call). Without: unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT.
+   */
+  needsNotification(): boolean {
+    // virtio_mb (full barrier): our used.idx store must be visible before we read the driver's
+    // used_event / flags, or we and the driver can each miss the other's update.
+    if (this.eventIdx) {
+      const newIdx = this.nextUsedIdx;
+      const old = this.signalledUsed;
+      this.signalledUsed = newIdx;
+      if (old === undefined) return true;
+      return needEvent(this.memory.readU16(this.usedEventAddr), newIdx, old);
+    }
+    return (this.memory.readU16(this.availFlags) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+  }
+
+  /**
+   * Asks the driver to notify us of new available buffers (§2.7.10): with EVENT_IDX by setting
+   * avail_event to our next index, else by clearing VIRTQ_USED_F_NO_NOTIFY. Returns true when
+   * chains are already pending — published before the driver could see the change, so no
+   * notification will come for them: the caller must process them now.
+   * Throws VirtioQueueError ('avail-overrun') like pending().
+   */
+  enableNotification(): boolean {
+    if (this.eventIdx) {
+      this.memory.writeU16(this.availEventAddr, this.nextAvailIdx);
+    } else {
+      this.memory.writeU16(this.usedFlags, this.memory.readU16(this.usedFlags) & ~VIRTQ_USED_F_NO_NOTIFY);
+    }
+    // virtio_mb (full barrier): the store above must be visible before we re-read avail.idx.
+    return this.pending() !== 0;
+  }
+
+  /**
+   * Tells the driver it need not notify us (we are already processing). Without EVENT_IDX this
+   * sets VIRTQ_USED_F_NO_NOTIFY; with EVENT_IDX it writes nothing: avail_event stays where
+   * enableNotification put it, and once the driver passes it no further notifications come.
+   */
+  disableNotification(): void {
+    if (this.eventIdx) return;
+    this.memory.writeU16(this.usedFlags, this.memory.readU16(this.usedFlags) | VIRTQ_USED_F_NO_NOTIFY);
+  }
+
+  /** Device reset (§2.4): forget all progress. The rings in guest memory are the driver's to re-initialise. */
+  reset(): void {
+    this.nextAvailIdx = 0;
+    this.nextUsedIdx = 0;
+    this.signalledUsed = undefined;
+  }
+}
+
+/**
+ * vring_need_event (§2.7.7, virtio_ring.h): whether moving used.idx from old to newIdx passed the
+ * driver's event index, i.e. event is in [old, newIdx) modulo 2^16.
+ */
+export function needEvent(event: number, newIdx: number, old: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - old) & 0xffff);
+}
