@@ -7,12 +7,12 @@
 // marked below with Linux's names (virtio_rmb / virtio_wmb / virtio_mb). On x86 (TSO) loads stay in
 // order with loads and stores with stores, so rmb/wmb only need the JIT not to reorder those
 // accesses (it does not move them across the GuestMemory calls between them); the mb points
-// (a store, then a load of the driver's field) need a real fence — an Atomics operation on a
-// SharedArrayBuffer view of guest memory would give one, if GuestMemory ever exposes such a view.
-// Until then those two points (needsNotification, enableNotification) are where a missed wake-up
-// would come from if the device side ever runs on a thread of its own.
+// (a store, then a load of the driver's field) need a real fence, since the device side (the
+// main thread) and the driver (vCPU threads) run on different CPUs at once: fullFence() gives
+// one (src/vmm/fence.ts). Without it a missed wake-up, and a hung request, is possible.
 
 import type { GuestMemory } from '../../vmm/guest-memory.js';
+import { fullFence } from '../../vmm/fence.js';
 import { DescriptorChain, DESC_SIZE, type ChainContext } from './chain.js';
 import { VirtioQueueError, hex } from './errors.js';
 
@@ -191,6 +191,7 @@ export class SplitQueue {
   needsNotification(): boolean {
     // virtio_mb (full barrier): our used.idx store must be visible before we read the driver's
     // used_event / flags, or we and the driver can each miss the other's update.
+    fullFence();
     if (this.eventIdx) {
       const newIdx = this.nextUsedIdx;
       const old = this.signalledUsed;
@@ -215,6 +216,7 @@ export class SplitQueue {
       this.memory.writeU16(this.usedFlags, this.memory.readU16(this.usedFlags) & ~VIRTQ_USED_F_NO_NOTIFY);
     }
     // virtio_mb (full barrier): the store above must be visible before we re-read avail.idx.
+    fullFence();
     return this.pending() !== 0;
   }
 
