@@ -1,0 +1,38 @@
+// What a virtio device implements (virtio 1.2 §2, device-type chapters). The transport
+// (mmio.ts) owns status, feature negotiation and queue set-up; the device owns its config space
+// and its queues once the driver sets DRIVER_OK. Devices run on the main thread: they are
+// activated with the queues the driver made ready and told when a queue is notified (through an
+// ioeventfd); they raise used-buffer interrupts through ctx.interrupt (an irqfd).
+import type { GuestMemory } from '../../vmm/guest-memory.js';
+import type { SplitQueue } from './queue.js';
+
+export interface ActivateContext {
+  memory: GuestMemory;
+  /** By queue index; undefined where the driver did not make the queue ready. */
+  queues: readonly (SplitQueue | undefined)[];
+  /** The features the driver accepted (VIRTIO_F_* and device bits). */
+  features: bigint;
+  /** Sets InterruptStatus "used buffer" and signals the device's interrupt. */
+  interrupt(): void;
+  /** The device found a driver error it cannot recover from (§2.1.2): NEEDS_RESET. */
+  needsReset(reason: string): void;
+}
+
+export interface VirtioDevice {
+  /** virtio device ID (§5): 2 block, 1 net, 19 vsock, 26 fs, 4 rng. */
+  readonly deviceId: number;
+  /** Feature bits offered (the transport adds VIRTIO_F_VERSION_1). */
+  readonly features: bigint;
+  readonly queueMaxSizes: readonly number[];
+  /** Device-specific configuration space, as the driver first reads it. */
+  readonly config: Uint8Array;
+  /** DRIVER_OK: start serving the queues. */
+  activate(ctx: ActivateContext): void;
+  /** The driver notified queue `index`. */
+  notify(index: number): void;
+  /** The driver reset the device: stop using the queues and guest memory. In-flight backend
+   * work may finish, but must not touch guest memory or the queues afterwards. */
+  reset(): void;
+  /** Release backend resources (files, sockets). */
+  dispose(): Promise<void>;
+}
