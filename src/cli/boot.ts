@@ -65,6 +65,6 @@ export async function bootCommand(argv: string[]): Promise<number> {
     if (args.stats) console.error(formatStats(exit));
     return exit.code;
   } finally {
-    machine.dispose();
+    await machine.dispose();
   }
 }

@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { BOOT_FPU, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, type BootSetup } from '../boot/index.js';
+import { BOOT_FPU, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
+import type { VirtioDevice } from '../devices/virtio/device.js';
+import { VirtioMmioHost } from './virtio-host.js';
 import { Serial8250, SERIAL_IRQ_COM1 } from '../devices/legacy/serial.js';
 import { I8042 } from '../devices/legacy/i8042.js';
 import type { BusStats } from '../vmm/bus.js';
@@ -60,13 +62,19 @@ export class Machine {
     readonly memory: GuestMemory,
     readonly boot: BootSetup,
     private readonly vcpus: Vcpu[],
+    private readonly virtio: VirtioMmioHost[],
   ) {
     vm.registerIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
   }
 
-  /** Validates the config, reads the kernel and initrd, and builds the VM ready to run. */
-  static build(config: MachineConfig): Machine {
+  /**
+   * Validates the config, reads the kernel and initrd, and builds the VM ready to run, with the
+   * given virtio devices on virtio-mmio slots 0, 1, ... (GSI 5, 6, ...), announced on the kernel
+   * command line. The machine owns the devices from here on (dispose() releases them).
+   */
+  static build(config: MachineConfig, devices: readonly { name: string; device: VirtioDevice }[] = []): Machine {
     validateConfig(config);
+    if (devices.length > IRQ_MAX - IRQ_BASE + 1) throw new ConfigError(`${devices.length} virtio devices: at most ${IRQ_MAX - IRQ_BASE + 1} (one interrupt line each)`);
     const kernel = readInput(config.kernelPath, 'kernel');
     const initrd = config.initrdPath === undefined ? undefined : readInput(config.initrdPath, 'initrd');
     const regions = ramLayout(config.memoryMiB * MiB);
@@ -84,7 +92,10 @@ export class Machine {
       owned.push(...mappings);
       mappings.forEach((mapping, slot) => vm.setMemoryRegion({ slot, guestPhysAddr: BigInt((regions[slot] as { guestPhysAddr: number }).guestPhysAddr), mapping }));
       const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
-      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline: config.cmdline, vcpus: config.vcpus });
+      const virtio = devices.map((d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory));
+      owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
+      const cmdline = [config.cmdline, ...virtio.map((h) => h.cmdline)].join(' ');
+      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline, vcpus: config.vcpus });
       const supported = kvm.supportedCpuid();
       const msrs = boot.msrs(kvm.msrIndexList()).entries;
       const vcpus: Vcpu[] = [];
@@ -101,7 +112,7 @@ export class Machine {
           vcpu.setSregs(boot.sregs(vcpu.getSregs()));
         }
       }
-      return new Machine(config, kvm, vm, mappings, memory, boot, vcpus);
+      return new Machine(config, kvm, vm, mappings, memory, boot, vcpus, virtio);
     } catch (e) {
       for (const o of owned.reverse()) o.dispose();
       throw e;
@@ -153,6 +164,8 @@ export class Machine {
       i8042State: this.i8042State,
       serialIrqFd: this.serialIrq.fd,
       consoleFd: this.config.consoleFd,
+      memory: this.memory.regionList.map((r, i) => ({ mappingId: (this.mappings[i] as HostMapping).id, guestPhysAddr: r.guestPhysAddr })),
+      virtio: this.virtio.map((h) => h.worker),
     };
     const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: init });
     this.workers.push(worker);
@@ -222,7 +235,8 @@ export class Machine {
     };
   }
 
-  dispose(): void {
+  async dispose(): Promise<void> {
+    for (const h of this.virtio) await h.dispose();
     for (const v of this.vcpus) v.dispose();
     this.vm.unregisterIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
     this.serialIrq.dispose();

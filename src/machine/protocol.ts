@@ -1,6 +1,7 @@
 // What the main thread and the vCPU worker threads tell each other.
 import type { BusStats } from '../vmm/bus.js';
 import type { VcpuStop } from '../vmm/vcpu-loop.js';
+import type { VirtioWorkerDevice } from './virtio-host.js';
 
 /** Everything a vCPU worker needs, all of it transferable to a worker_thread. */
 export interface VcpuWorkerInit {
@@ -14,6 +15,10 @@ export interface VcpuWorkerInit {
   serialIrqFd: number;
   /** fd the guest console writes to. */
   consoleFd: number;
+  /** Guest RAM as (mapping id, guest-physical address): transports validate queue addresses. */
+  memory: { mappingId: number; guestPhysAddr: number }[];
+  /** virtio-mmio devices whose registers this vCPU serves. */
+  virtio: VirtioWorkerDevice[];
 }
 
 export type VcpuWorkerMessage =

@@ -6,6 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Bus } from '../vmm/bus.js';
 import { EventFd } from '../vmm/eventfd.js';
+import { GuestMemory } from '../vmm/guest-memory.js';
+import { HostMapping } from '../vmm/mapping.js';
+import { MmioTransport } from '../devices/virtio/mmio.js';
+import { VIRTIO_MMIO_SIZE } from './virtio-host.js';
 import { Vcpu } from '../vmm/vcpu.js';
 import { requestStop, runVcpuLoop } from '../vmm/vcpu-loop.js';
 import { legacyPioBus } from './legacy-buses.js';
@@ -34,10 +38,20 @@ try {
       bootTimer: { bootComplete: () => post({ type: 'boot-complete', index: init.index, atEpochMs: performance.timeOrigin + performance.now() }) },
     },
   );
+  const mappings = init.memory.map((m) => ({ guestPhysAddr: m.guestPhysAddr, mapping: HostMapping.attach(m.mappingId) }));
+  const memory = new GuestMemory(mappings.map((m) => ({ guestPhysAddr: m.guestPhysAddr, bytes: m.mapping.bytes() })));
   const mmio = new Bus('mmio');
+  for (const d of init.virtio) {
+    const status = EventFd.borrow(d.statusFd);
+    const queues = d.queueFds.map((fd) => EventFd.borrow(fd));
+    const irq = EventFd.borrow(d.irqFd);
+    const events = { statusChanged: () => status.signal(), queueNotify: (q: number) => queues[q]?.signal() };
+    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal()));
+  }
   const stop = runVcpuLoop({ vcpu, pio, mmio, control });
   post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
   vcpu.dispose();
+  for (const m of mappings) m.mapping.dispose();
 } catch (e) {
   post({ type: 'failed', index: init.index, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
 }
