@@ -1,0 +1,412 @@
+// virtio-blk (virtio 1.2 §5.2): one request queue over a raw image file.
+//
+// notify(0) drains the available ring (§2.7.13 notification suppression: disabled while draining,
+// re-enabled and re-checked before returning), parses each chain (request.ts) and starts its
+// backend work at once, without waiting for the previous one: requests complete out of order,
+// which virtio-blk allows (each carries its own status; ordering is the driver's business, and a
+// FLUSH covers the writes that completed before it was issued, §5.2.6.4).
+// On completion the status byte is written, the chain returned with pushUsed, and one interrupt
+// check is scheduled per event-loop turn (setImmediate), so a batch of completions delivered by
+// libuv together costs one needsNotification and at most one interrupt.
+//
+// Reset. reset() bumps the generation and forgets the queue: a completion from an earlier
+// generation writes no status and touches no ring. A read already handed to the threadpool cannot
+// be cancelled, though, and its bytes still land in the guest buffers the driver posted (the data
+// buffers are zero-copy views). whenIdle() says when nothing is in flight any more; a transport
+// that wants the strict §2.4 guarantee can hold device status non-zero until it resolves.
+
+import { createHash } from 'node:crypto';
+import { basename, resolve } from 'node:path';
+import type { ActivateContext, VirtioDevice } from '../device.js';
+import type { DescriptorChain } from '../chain.js';
+import type { SplitQueue } from '../queue.js';
+import { VirtioChainError, VirtioQueueError } from '../errors.js';
+import {
+  QUEUE_MAX_SIZE,
+  VIRTIO_BLK_DEVICE_ID,
+  VIRTIO_BLK_F_DISCARD,
+  VIRTIO_BLK_F_WRITE_ZEROES,
+  VIRTIO_BLK_ID_BYTES,
+  blockConfig,
+  blockFeatures,
+  capacitySectors,
+  serialBytes,
+  type BlockGeometry,
+} from './config.js';
+import { FileBackend, type BlockBackend } from './backend.js';
+import {
+  VIRTIO_BLK_S_IOERR,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_S_UNSUPP,
+  isUnusable,
+  parseRequest,
+  type BlockOp,
+  type BlockStatus,
+  type ParsedRequest,
+  type RequestLimits,
+} from './request.js';
+
+/** A bad option or a misuse of the device (not a guest error: those become statuses). */
+export class VirtioBlockError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VirtioBlockError';
+  }
+}
+
+export interface VirtioBlockOptions {
+  /** The raw image file. Its size at open time, rounded down to 512 bytes, is the capacity. */
+  readonly path: string;
+  /** Open O_RDONLY, offer VIRTIO_BLK_F_RO, and answer every write with VIRTIO_BLK_S_IOERR. */
+  readonly readOnly?: boolean;
+  /** GET_ID serial, at most 20 bytes of UTF-8; default derived from the path (see defaultSerial). */
+  readonly serial?: string;
+  /** Offer VIRTIO_BLK_F_DISCARD (a validated no-op, see backend.ts). Default false. */
+  readonly discard?: boolean;
+  /** Offer VIRTIO_BLK_F_WRITE_ZEROES on a writable disk. Default true. */
+  readonly writeZeroes?: boolean;
+}
+
+/** Counters for `--stats`. Bytes count completed backend transfers. */
+export interface BlockMetrics {
+  /** Chains taken from the queue. */
+  requests: number;
+  reads: number;
+  writes: number;
+  flushes: number;
+  getIds: number;
+  discards: number;
+  writeZeroes: number;
+  readBytes: number;
+  writtenBytes: number;
+  /** Requests answered VIRTIO_BLK_S_IOERR (guest errors and backend failures). */
+  ioErrors: number;
+  /** ...of which the backend failed (the rest were invalid requests). */
+  backendErrors: number;
+  /** Requests answered VIRTIO_BLK_S_UNSUPP. */
+  unsupported: number;
+  /** Chains returned with len 0: malformed descriptors, or no byte for the status. */
+  malformed: number;
+  /** Completions dropped because the device was reset while they ran. */
+  dropped: number;
+  /** Interrupts raised. */
+  interrupts: number;
+}
+
+function newMetrics(): BlockMetrics {
+  return {
+    requests: 0,
+    reads: 0,
+    writes: 0,
+    flushes: 0,
+    getIds: 0,
+    discards: 0,
+    writeZeroes: 0,
+    readBytes: 0,
+    writtenBytes: 0,
+    ioErrors: 0,
+    backendErrors: 0,
+    unsupported: 0,
+    malformed: 0,
+    dropped: 0,
+    interrupts: 0,
+  };
+}
+
+/**
+ * The default serial: the image's file name (characters outside [A-Za-z0-9._-] replaced by '_',
+ * cut to 11 bytes), '-', and 8 hex digits of the SHA-256 of its absolute path, so that two images
+ * of the same name in different directories get different serials. At most 20 bytes.
+ */
+export function defaultSerial(path: string): string {
+  const name = basename(path).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 11) || 'disk';
+  const hash = createHash('sha256').update(resolve(path)).digest('hex').slice(0, 8);
+  return `${name}-${hash}`;
+}
+
+/** One activation: what a completion checks to know whether it is still wanted. */
+interface Active {
+  readonly generation: number;
+  readonly ctx: ActivateContext;
+  readonly queue: SplitQueue;
+  readonly limits: RequestLimits;
+  broken: boolean;
+  interruptPending: boolean;
+}
+
+export class VirtioBlock implements VirtioDevice {
+  readonly deviceId = VIRTIO_BLK_DEVICE_ID;
+  readonly features: bigint;
+  readonly queueMaxSizes: readonly number[] = [QUEUE_MAX_SIZE];
+  readonly config: Uint8Array;
+  /** Disk size in 512-byte sectors. */
+  readonly capacity: bigint;
+  readonly serial: string;
+  private readonly serialId: Uint8Array;
+  private readonly metricsData = newMetrics();
+  private generation = 0;
+  private active: Active | undefined;
+  private inFlightCount = 0;
+  private idleWaiters: (() => void)[] = [];
+  private disposed = false;
+
+  private constructor(
+    readonly backend: BlockBackend,
+    private readonly geometry: BlockGeometry,
+    serial: string,
+  ) {
+    this.features = blockFeatures(geometry);
+    this.config = blockConfig(geometry);
+    this.capacity = capacitySectors(geometry.sizeBytes);
+    this.serial = serial;
+    this.serialId = serialBytes(serial);
+  }
+
+  /** Opens the image and builds the device. Throws BlockBackendError or VirtioBlockError. */
+  static async open(options: VirtioBlockOptions): Promise<VirtioBlock> {
+    const serial = VirtioBlock.checkSerial(options);
+    const backend = await FileBackend.open(options.path, options.readOnly ?? false);
+    return VirtioBlock.withBackend(backend, { ...options, serial });
+  }
+
+  /** Builds the device over any backend (tests inject failing or slow ones). */
+  static withBackend(backend: BlockBackend, options: Omit<VirtioBlockOptions, 'path' | 'readOnly'> = {}): VirtioBlock {
+    const serial = VirtioBlock.checkSerial({ ...options, path: backend.path });
+    return new VirtioBlock(
+      backend,
+      { sizeBytes: backend.size, readOnly: backend.readOnly, discard: options.discard, writeZeroes: options.writeZeroes },
+      serial,
+    );
+  }
+
+  private static checkSerial(options: VirtioBlockOptions): string {
+    const serial = options.serial ?? defaultSerial(options.path);
+    const len = new TextEncoder().encode(serial).byteLength;
+    if (len > VIRTIO_BLK_ID_BYTES) {
+      throw new VirtioBlockError(`virtio-blk ${options.path}: serial "${serial}" is ${len} bytes; GET_ID allows at most ${VIRTIO_BLK_ID_BYTES} (§5.2.6)`);
+    }
+    return serial;
+  }
+
+  get readOnly(): boolean {
+    return this.geometry.readOnly;
+  }
+
+  /** A snapshot of the counters, plus requests in flight now. */
+  get metrics(): Readonly<BlockMetrics> & { inFlight: number } {
+    return { ...this.metricsData, inFlight: this.inFlightCount };
+  }
+
+  /** Requests whose backend work has not finished (including those of an earlier generation). */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** Resolves when no backend work is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.inFlightCount === 0) return Promise.resolve();
+    return new Promise((res) => this.idleWaiters.push(res));
+  }
+
+  activate(ctx: ActivateContext): void {
+    const queue = ctx.queues[0];
+    if (this.disposed) {
+      ctx.needsReset('virtio-blk: activated after dispose()');
+      return;
+    }
+    if (!queue) {
+      ctx.needsReset('virtio-blk: DRIVER_OK without request queue 0 ready');
+      return;
+    }
+    const has = (bit: number): boolean => ((ctx.features & this.features) >> BigInt(bit)) & 1n ? true : false;
+    this.generation++;
+    this.active = {
+      generation: this.generation,
+      ctx,
+      queue,
+      limits: {
+        capacity: this.capacity,
+        readOnly: this.geometry.readOnly,
+        discard: has(VIRTIO_BLK_F_DISCARD),
+        writeZeroes: has(VIRTIO_BLK_F_WRITE_ZEROES),
+      },
+      broken: false,
+      interruptPending: false,
+    };
+  }
+
+  notify(index: number): void {
+    const a = this.active;
+    if (index !== 0 || !a || a.broken) return;
+    this.drain(a);
+  }
+
+  reset(): void {
+    this.generation++;
+    this.active = undefined;
+  }
+
+  /** Stops serving, waits for in-flight backend work, and closes the image. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.reset();
+    await this.whenIdle();
+    await this.backend.close();
+  }
+
+  // --- the queue -------------------------------------------------------------------------------
+
+  private fatal(a: Active, reason: string): void {
+    a.broken = true;
+    a.ctx.needsReset(reason);
+  }
+
+  private drain(a: Active): void {
+    const q = a.queue;
+    try {
+      for (;;) {
+        q.disableNotification();
+        for (;;) {
+          let chain: DescriptorChain | undefined;
+          try {
+            chain = q.popAvail();
+          } catch (e) {
+            if (!(e instanceof VirtioChainError)) throw e;
+            this.metricsData.requests++;
+            this.metricsData.malformed++;
+            if (!e.returnable) {
+              this.fatal(a, `virtio-blk: ${e.message}`);
+              return;
+            }
+            q.pushUsed(e.head, 0);
+            this.scheduleInterrupt(a);
+            continue;
+          }
+          if (!chain) break;
+          this.start(a, chain);
+          if (a.broken || this.active !== a) return;
+        }
+        if (!q.enableNotification()) break;
+      }
+    } catch (e) {
+      if (e instanceof VirtioQueueError) {
+        this.fatal(a, `virtio-blk: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+  }
+
+  private start(a: Active, chain: DescriptorChain): void {
+    const m = this.metricsData;
+    m.requests++;
+    const req = parseRequest(chain, a.limits);
+    if (isUnusable(req)) {
+      m.malformed++;
+      a.queue.pushUsed(req.head, 0);
+      this.scheduleInterrupt(a);
+      return;
+    }
+    const op = req.op;
+    if (!op) {
+      this.complete(a, chain, req, req.status, 0);
+      return;
+    }
+    if (op.kind === 'get-id') {
+      m.getIds++;
+      chain.writer().write(this.serialId);
+      this.complete(a, chain, req, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
+      return;
+    }
+    this.inFlightCount++;
+    this.runOp(op).then(
+      () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.kind === 'read' ? op.length : 0),
+      () => {
+        m.backendErrors++;
+        this.complete(a, chain, req, VIRTIO_BLK_S_IOERR, 0);
+      },
+    ).finally(() => this.settled());
+  }
+
+  private async runOp(op: BlockOp): Promise<void> {
+    const m = this.metricsData;
+    switch (op.kind) {
+      case 'read':
+        await this.backend.read(op.offset, op.buffers);
+        m.reads++;
+        m.readBytes += op.length;
+        return;
+      case 'write':
+        await this.backend.write(op.offset, op.buffers);
+        m.writes++;
+        m.writtenBytes += op.length;
+        return;
+      case 'flush':
+        await this.backend.flush();
+        m.flushes++;
+        return;
+      case 'write-zeroes':
+        for (const r of op.ranges) await this.backend.writeZeroes(r.offset, r.length);
+        m.writeZeroes++;
+        return;
+      case 'discard':
+        for (const r of op.ranges) await this.backend.discard(r.offset, r.length);
+        m.discards++;
+        return;
+      case 'get-id':
+        return; // answered synchronously in start()
+    }
+  }
+
+  private settled(): void {
+    this.inFlightCount--;
+    if (this.inFlightCount === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /**
+   * Answers a request: every writable byte after the first `dataWritten` and before the status is
+   * zeroed (so that the used length, the whole writable side, is bytes we really wrote, §2.7.8.2),
+   * the status goes in the last writable byte, and the chain is returned.
+   */
+  private complete(a: Active, chain: DescriptorChain, req: ParsedRequest, status: BlockStatus, dataWritten: number): void {
+    const m = this.metricsData;
+    if (this.active !== a || a.broken) {
+      m.dropped++;
+      return;
+    }
+    if (status === VIRTIO_BLK_S_IOERR) m.ioErrors++;
+    else if (status === VIRTIO_BLK_S_UNSUPP) m.unsupported++;
+    const w = chain.writer();
+    w.take(dataWritten);
+    for (const v of w.take(req.writableLength - 1 - dataWritten)) v.fill(0);
+    w.write(Uint8Array.of(status));
+    try {
+      a.queue.pushUsed(req.head, req.writableLength);
+    } catch (e) {
+      if (e instanceof VirtioQueueError) {
+        this.fatal(a, `virtio-blk: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    this.scheduleInterrupt(a);
+  }
+
+  /** One needsNotification check per event-loop turn, after this turn's completions (§2.7.7). */
+  private scheduleInterrupt(a: Active): void {
+    if (a.interruptPending) return;
+    a.interruptPending = true;
+    setImmediate(() => {
+      a.interruptPending = false;
+      if (this.active !== a || a.broken) return;
+      if (a.queue.needsNotification()) {
+        this.metricsData.interrupts++;
+        a.ctx.interrupt();
+      }
+    });
+  }
+}

@@ -1,0 +1,521 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GuestMemory } from '../../src/vmm/guest-memory.js';
+import { SplitQueue } from '../../src/devices/virtio/queue.js';
+import { VIRTQ_DESC_F_INDIRECT } from '../../src/devices/virtio/chain.js';
+import type { ActivateContext } from '../../src/devices/virtio/device.js';
+import { VirtqDriver, type GuestBuffer, type UsedEntry } from '../helpers/virtq-driver.js';
+import {
+  BlockBackendError,
+  CONFIG_OFFSETS,
+  FileBackend,
+  SEG_MAX,
+  VIRTIO_BLK_F_BLK_SIZE,
+  VIRTIO_BLK_F_DISCARD,
+  VIRTIO_BLK_F_FLUSH,
+  VIRTIO_BLK_F_RO,
+  VIRTIO_BLK_F_SEG_MAX,
+  VIRTIO_BLK_F_WRITE_ZEROES,
+  VIRTIO_BLK_S_IOERR,
+  VIRTIO_BLK_S_OK,
+  VIRTIO_BLK_S_UNSUPP,
+  VIRTIO_BLK_T_DISCARD,
+  VIRTIO_BLK_T_FLUSH,
+  VIRTIO_BLK_T_GET_ID,
+  VIRTIO_BLK_T_IN,
+  VIRTIO_BLK_T_OUT,
+  VIRTIO_BLK_T_WRITE_ZEROES,
+  VirtioBlock,
+  VirtioBlockError,
+  defaultSerial,
+  serialBytes,
+  type BlockBackend,
+} from '../../src/devices/virtio/block/index.js';
+
+const SECTOR = 512;
+const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'));
+let fileNo = 0;
+
+/** A temp image of `sectors` sectors with a recognisable pattern (byte i = (i * 7 + i >> 9) & 255). */
+function image(sectors: number, extra = 0): { path: string; data: Uint8Array } {
+  const data = new Uint8Array(sectors * SECTOR + extra);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
+  const path = join(dir, `disk${fileNo++}.img`);
+  writeFileSync(path, data);
+  return { path, data };
+}
+
+function fileBytes(path: string): Uint8Array {
+  return new Uint8Array(readFileSync(path));
+}
+
+interface Rig {
+  memory: GuestMemory;
+  driver: VirtqDriver;
+  queue: SplitQueue;
+  ctx: ActivateContext;
+  interrupts: () => number;
+  resets: string[];
+}
+
+function rig(dev: VirtioBlock, features: bigint = dev.features): Rig {
+  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x100000 }]);
+  const driver = new VirtqDriver(memory, { size: 16, ringBase: 0x1000, bufferBase: 0x4000, bufferEnd: 0x100000 });
+  const queue = new SplitQueue(memory, { ...driver.layout, index: 0, maxSize: 256, eventIdx: false, indirectDesc: true });
+  let interrupts = 0;
+  const resets: string[] = [];
+  const ctx: ActivateContext = {
+    memory,
+    queues: [queue],
+    features,
+    interrupt: () => {
+      interrupts++;
+    },
+    needsReset: (reason) => {
+      resets.push(reason);
+    },
+  };
+  dev.activate(ctx);
+  return { memory, driver, queue, ctx, interrupts: () => interrupts, resets };
+}
+
+function header(type: number, sector: bigint | number): Uint8Array {
+  const h = new Uint8Array(16);
+  const v = new DataView(h.buffer);
+  v.setUint32(0, type, true);
+  v.setBigUint64(8, BigInt(sector), true);
+  return h;
+}
+
+function segment(sector: number, numSectors: number, flags = 0): Uint8Array {
+  const s = new Uint8Array(16);
+  const v = new DataView(s.buffer);
+  v.setBigUint64(0, BigInt(sector), true);
+  v.setUint32(8, numSectors, true);
+  v.setUint32(12, flags, true);
+  return s;
+}
+
+interface Posted {
+  head: number;
+  writable: GuestBuffer[];
+}
+
+/** Posts readable arrays + writable buffers of the given lengths (the last one holds the status). */
+function post(r: Rig, readable: Uint8Array[], writableLens: number[], indirect = false): Posted {
+  const head = r.driver.post(readable, writableLens, { indirect });
+  const bufs = r.driver.buffersOf(head);
+  if (!bufs) throw new Error('posted chain not found');
+  return { head, writable: bufs.writable };
+}
+
+function statusOf(r: Rig, p: Posted): number {
+  const last = p.writable[p.writable.length - 1] as GuestBuffer;
+  return r.memory.readU8(last.addr + last.len - 1);
+}
+
+function dataOf(r: Rig, p: Posted, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const b of p.writable) {
+    const n = Math.min(b.len, len - at);
+    if (n <= 0) break;
+    out.set(r.memory.slice(b.addr, n), at);
+    at += n;
+  }
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+/** Polls the used ring until `n` entries arrived (and the interrupt check ran), or fails. */
+async function used(r: Rig, n: number, timeoutMs = 3000): Promise<UsedEntry[]> {
+  const out: UsedEntry[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (out.length < n) {
+    out.push(...r.driver.collectUsed());
+    if (out.length >= n) break;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} used entries, got ${out.length}`);
+    await sleep(1);
+  }
+  await new Promise((res) => setImmediate(res));
+  return out;
+}
+
+/** Runs one request to completion; returns its status and used length. */
+async function run(r: Rig, dev: VirtioBlock, readable: Uint8Array[], writableLens: number[], indirect = false): Promise<{ status: number; len: number; posted: Posted; data: Uint8Array }> {
+  const p = post(r, readable, writableLens, indirect);
+  dev.notify(0);
+  const [e] = await used(r, 1);
+  assert.ok(e);
+  assert.is(e.head, p.head);
+  const total = writableLens.reduce((a, b) => a + b, 0);
+  return { status: statusOf(r, p), len: e.len, posted: p, data: dataOf(r, p, Math.max(0, total - 1)) };
+}
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+test('config space: capacity, seg_max, blk_size, write-zeroes limits at the §5.2.4 offsets; features', async () => {
+  const { path } = image(100, 300); // a partial last sector is not part of the capacity
+  const dev = await VirtioBlock.open({ path });
+  const v = new DataView(dev.config.buffer, dev.config.byteOffset, dev.config.byteLength);
+  assert.is(dev.deviceId, 2);
+  assert.equal(dev.queueMaxSizes, [256]);
+  assert.is(v.getBigUint64(CONFIG_OFFSETS.capacity, true), 100n);
+  assert.is(CONFIG_OFFSETS.segMax, 12);
+  assert.is(v.getUint32(12, true), SEG_MAX);
+  assert.is(CONFIG_OFFSETS.blkSize, 20);
+  assert.is(v.getUint32(20, true), 512);
+  assert.is(v.getUint32(48, true), 65536); // max_write_zeroes_sectors: 32 MiB
+  assert.is(v.getUint32(52, true), 16); // max_write_zeroes_seg
+  assert.is(v.getUint8(56), 0); // write_zeroes_may_unmap
+  assert.is(v.getUint32(36, true), 0); // no discard offered
+  const bit = (n: number): boolean => ((dev.features >> BigInt(n)) & 1n) === 1n;
+  assert.ok(bit(VIRTIO_BLK_F_SEG_MAX) && bit(VIRTIO_BLK_F_BLK_SIZE) && bit(VIRTIO_BLK_F_FLUSH) && bit(VIRTIO_BLK_F_WRITE_ZEROES));
+  assert.not.ok(bit(VIRTIO_BLK_F_RO));
+  assert.not.ok(bit(VIRTIO_BLK_F_DISCARD));
+  await dev.dispose();
+
+  const ro = await VirtioBlock.open({ path, readOnly: true, discard: true });
+  assert.ok((ro.features >> BigInt(VIRTIO_BLK_F_RO)) & 1n);
+  assert.not.ok((ro.features >> BigInt(VIRTIO_BLK_F_WRITE_ZEROES)) & 1n);
+  assert.not.ok((ro.features >> BigInt(VIRTIO_BLK_F_DISCARD)) & 1n);
+  await ro.dispose();
+
+  const dis = await VirtioBlock.open({ path, discard: true });
+  const dv = new DataView(dis.config.buffer);
+  assert.ok((dis.features >> BigInt(VIRTIO_BLK_F_DISCARD)) & 1n);
+  assert.is(dv.getUint32(36, true), 65536);
+  assert.is(dv.getUint32(40, true), 16);
+  assert.is(dv.getUint32(44, true), 1);
+  await dis.dispose();
+});
+
+test('IN reads the file across several data descriptors (direct and indirect)', async () => {
+  const { path, data } = image(64);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  for (const indirect of [false, true]) {
+    const res = await run(r, dev, [header(VIRTIO_BLK_T_IN, 5)], [512, 1024, 512, 1], indirect);
+    assert.is(res.status, VIRTIO_BLK_S_OK);
+    assert.is(res.len, 2049);
+    assert.equal(res.data, data.subarray(5 * SECTOR, 9 * SECTOR));
+  }
+  // The status byte shares the last data descriptor.
+  const res = await run(r, dev, [header(VIRTIO_BLK_T_IN, 63)], [512 + 1]);
+  assert.is(res.status, VIRTIO_BLK_S_OK);
+  assert.equal(res.data, data.subarray(63 * SECTOR));
+  assert.is(dev.metrics.reads, 3);
+  assert.is(dev.metrics.readBytes, 2048 * 2 + 512);
+  assert.ok(r.interrupts() >= 1);
+  await dev.dispose();
+});
+
+test('OUT writes the data descriptors to the file; FLUSH completes after fdatasync', async () => {
+  const { path, data } = image(32);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  const a = new Uint8Array(512).fill(0xaa);
+  const b = new Uint8Array(1024).fill(0xbb);
+  const res = await run(r, dev, [header(VIRTIO_BLK_T_OUT, 3), a, b], [1]);
+  assert.is(res.status, VIRTIO_BLK_S_OK);
+  assert.is(res.len, 1);
+  const expected = data.slice();
+  expected.set(a, 3 * SECTOR);
+  expected.set(b, 4 * SECTOR);
+  assert.equal(fileBytes(path), expected);
+  // Header and data in one readable descriptor works too.
+  const one = new Uint8Array(16 + 512);
+  one.set(header(VIRTIO_BLK_T_OUT, 0));
+  one.fill(0x11, 16);
+  assert.is((await run(r, dev, [one], [1])).status, VIRTIO_BLK_S_OK);
+  expected.fill(0x11, 0, 512);
+  assert.equal(fileBytes(path), expected);
+
+  const f = await run(r, dev, [header(VIRTIO_BLK_T_FLUSH, 0)], [1]);
+  assert.is(f.status, VIRTIO_BLK_S_OK);
+  assert.is(dev.metrics.flushes, 1);
+  assert.is(dev.metrics.writes, 2);
+  assert.is(dev.metrics.writtenBytes, 2048);
+  await dev.dispose();
+});
+
+test('GET_ID answers the serial, NUL-padded; the default serial comes from the path', async () => {
+  const { path } = image(8);
+  const dev = await VirtioBlock.open({ path, serial: 'rootfs' });
+  const r = rig(dev);
+  const res = await run(r, dev, [header(VIRTIO_BLK_T_GET_ID, 0)], [20, 1]);
+  assert.is(res.status, VIRTIO_BLK_S_OK);
+  assert.equal(res.data, serialBytes('rootfs'));
+  assert.is(new TextDecoder().decode(res.data.subarray(0, 6)), 'rootfs');
+  assert.ok(res.data.subarray(6).every((x) => x === 0));
+  // Too small a buffer: IOERR.
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_GET_ID, 0)], [19, 1])).status, VIRTIO_BLK_S_IOERR);
+  await dev.dispose();
+
+  const dflt = await VirtioBlock.open({ path });
+  assert.is(dflt.serial, defaultSerial(path));
+  assert.ok(new TextEncoder().encode(dflt.serial).byteLength <= 20);
+  assert.match(dflt.serial, /^disk\d+\.img-[0-9a-f]{8}$/);
+  assert.is.not(defaultSerial('/a/x.img'), defaultSerial('/b/x.img'));
+  await dflt.dispose();
+
+  try {
+    await VirtioBlock.open({ path, serial: 'x'.repeat(21) });
+    assert.unreachable('a 21-byte serial must be refused');
+  } catch (e) {
+    assert.instance(e, VirtioBlockError);
+    assert.match((e as Error).message, /21 bytes/);
+  }
+});
+
+test('a request beyond capacity gets IOERR and writes nothing (no short write)', async () => {
+  const { path, data } = image(16);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  // Straddles the end: sectors 15 and 16 of a 16-sector disk.
+  const w = await run(r, dev, [header(VIRTIO_BLK_T_OUT, 15), new Uint8Array(1024).fill(0xee)], [1]);
+  assert.is(w.status, VIRTIO_BLK_S_IOERR);
+  assert.equal(fileBytes(path), data);
+  // Far beyond, and a sector number that would overflow 64-bit arithmetic.
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_OUT, 1000), new Uint8Array(512)], [1])).status, VIRTIO_BLK_S_IOERR);
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_IN, 0xffff_ffff_ffff_ffffn)], [512, 1])).status, VIRTIO_BLK_S_IOERR);
+  const rd = await run(r, dev, [header(VIRTIO_BLK_T_IN, 16)], [512, 1]);
+  assert.is(rd.status, VIRTIO_BLK_S_IOERR);
+  assert.ok(rd.data.every((x) => x === 0), 'an unanswered read leaves zeroes, not stale data');
+  // Exactly up to the end is fine; zero-length at the end is fine.
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_IN, 15)], [512, 1])).status, VIRTIO_BLK_S_OK);
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_IN, 16)], [1])).status, VIRTIO_BLK_S_OK);
+  // Data not a multiple of 512.
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(100)], [1])).status, VIRTIO_BLK_S_IOERR);
+  assert.equal(fileBytes(path), data);
+  assert.is(dev.metrics.ioErrors, 5);
+  await dev.dispose();
+});
+
+test('read-only disk: OUT and WRITE_ZEROES get IOERR, the file is untouched; IN and FLUSH work', async () => {
+  const { path, data } = image(16);
+  const dev = await VirtioBlock.open({ path, readOnly: true });
+  const r = rig(dev, dev.features | (1n << BigInt(VIRTIO_BLK_F_WRITE_ZEROES)));
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(512).fill(1)], [1])).status, VIRTIO_BLK_S_IOERR);
+  // WRITE_ZEROES was not offered, so even a driver claiming it gets UNSUPP.
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(0, 1)], [1])).status, VIRTIO_BLK_S_UNSUPP);
+  const rd = await run(r, dev, [header(VIRTIO_BLK_T_IN, 2)], [512, 1]);
+  assert.is(rd.status, VIRTIO_BLK_S_OK);
+  assert.equal(rd.data, data.subarray(1024, 1536));
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_FLUSH, 0)], [1])).status, VIRTIO_BLK_S_OK);
+  assert.equal(fileBytes(path), data);
+  // The backend refuses writes on its own too.
+  try {
+    await dev.backend.write(0, [new Uint8Array(512)]);
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, BlockBackendError);
+  }
+  assert.equal(fileBytes(path), data);
+  await dev.dispose();
+});
+
+test('unknown request types get UNSUPP; DISCARD without the feature gets UNSUPP', async () => {
+  const { path } = image(8);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  for (const type of [2, 10, 14, 99, 0xffff_ffff]) {
+    assert.is((await run(r, dev, [header(type, 0)], [64, 1])).status, VIRTIO_BLK_S_UNSUPP, `type ${type}`);
+  }
+  assert.is((await run(r, dev, [header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 1)], [1])).status, VIRTIO_BLK_S_UNSUPP);
+  assert.is(dev.metrics.unsupported, 6);
+  await dev.dispose();
+});
+
+test('WRITE_ZEROES zeroes its segments; flags, limits and capacity are checked; DISCARD is a checked no-op', async () => {
+  const { path, data } = image(32);
+  const dev = await VirtioBlock.open({ path, discard: true });
+  const r = rig(dev);
+  const res = await run(r, dev, [header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(2, 3), segment(10, 1, 1)], [1]);
+  assert.is(res.status, VIRTIO_BLK_S_OK);
+  const expected = data.slice();
+  expected.fill(0, 2 * SECTOR, 5 * SECTOR);
+  expected.fill(0, 10 * SECTOR, 11 * SECTOR);
+  assert.equal(fileBytes(path), expected);
+  const st = async (rd: Uint8Array[]): Promise<number> => (await run(r, dev, rd, [1])).status;
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(0, 1, 2)]), VIRTIO_BLK_S_UNSUPP); // reserved flag
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(31, 2)]), VIRTIO_BLK_S_IOERR); // beyond capacity
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(0, 65537)]), VIRTIO_BLK_S_IOERR); // over max sectors
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), new Uint8Array(8)]), VIRTIO_BLK_S_IOERR); // half a segment
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0)]), VIRTIO_BLK_S_IOERR); // no segment
+  const many = new Uint8Array(17 * 16); // 17 segments > max_write_zeroes_seg
+  assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), many]), VIRTIO_BLK_S_IOERR);
+  assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 4)]), VIRTIO_BLK_S_OK);
+  assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 4, 1)]), VIRTIO_BLK_S_UNSUPP); // unmap on discard
+  assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(30, 4)]), VIRTIO_BLK_S_IOERR);
+  assert.equal(fileBytes(path), expected);
+  assert.is(dev.metrics.writeZeroes, 1);
+  assert.is(dev.metrics.discards, 1);
+  await dev.dispose();
+});
+
+test('malformed chains: no status byte, short header, bad descriptors, broken queue — never a throw', async () => {
+  const { path, data } = image(8);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  // No writable byte at all: returned with len 0, nothing written.
+  const p = post(r, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(512).fill(9)], []);
+  dev.notify(0);
+  const [e] = await used(r, 1);
+  assert.equal(e, { head: p.head, len: 0 });
+  // A header shorter than 16 bytes: IOERR in the status byte.
+  assert.is((await run(r, dev, [new Uint8Array(8)], [1])).status, VIRTIO_BLK_S_IOERR);
+  assert.is((await run(r, dev, [], [600])).status, VIRTIO_BLK_S_IOERR);
+  // A descriptor outside guest memory: the queue reports a chain error, the device returns it.
+  const head = r.driver.post([header(VIRTIO_BLK_T_IN, 0)], [513], { indirect: true, publish: false });
+  r.driver.writeDesc(head, { addr: 0x4000_0000, len: 32, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+  r.driver.publish();
+  dev.notify(0);
+  const [bad] = await used(r, 1);
+  assert.equal(bad, { head, len: 0 });
+  assert.equal(fileBytes(path), data);
+  assert.is(dev.metrics.malformed, 2);
+  assert.equal(r.resets, []);
+  // avail.idx far ahead of the device: the queue is broken -> NEEDS_RESET, further notifies ignored.
+  r.driver.setAvailIdx(r.driver.publishedIdx + 100);
+  dev.notify(0);
+  assert.is(r.resets.length, 1);
+  assert.match(r.resets[0] as string, /avail/);
+  dev.notify(0);
+  assert.is(r.resets.length, 1);
+  await dev.dispose();
+});
+
+/** A backend whose operations wait until released (or fail). */
+class GatedBackend implements BlockBackend {
+  readonly path = '/gated';
+  readonly readOnly = false;
+  readonly size = 64 * SECTOR;
+  gates: { release: () => void; fail: () => void }[] = [];
+  closed = false;
+  private gate(): Promise<void> {
+    return new Promise((res, rej) => this.gates.push({ release: res, fail: () => rej(new BlockBackendError('read', this.path, 0, 0, 'injected failure')) }));
+  }
+  read(): Promise<void> {
+    return this.gate();
+  }
+  write(): Promise<void> {
+    return this.gate();
+  }
+  flush(): Promise<void> {
+    return this.gate();
+  }
+  writeZeroes(): Promise<void> {
+    return this.gate();
+  }
+  discard(): Promise<void> {
+    return this.gate();
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+test('completions come out of order; a backend failure is IOERR', async () => {
+  const be = new GatedBackend();
+  const dev = VirtioBlock.withBackend(be, { serial: 'g' });
+  const r = rig(dev);
+  const a = post(r, [header(VIRTIO_BLK_T_IN, 0)], [512, 1]);
+  const b = post(r, [header(VIRTIO_BLK_T_OUT, 1), new Uint8Array(512)], [1]);
+  dev.notify(0);
+  assert.is(be.gates.length, 2);
+  assert.is(dev.inFlight, 2);
+  be.gates[1]?.release();
+  const [first] = await used(r, 1);
+  assert.is(first?.head, b.head);
+  assert.is(statusOf(r, b), VIRTIO_BLK_S_OK);
+  be.gates[0]?.fail();
+  const [second] = await used(r, 1);
+  assert.is(second?.head, a.head);
+  assert.is(statusOf(r, a), VIRTIO_BLK_S_IOERR);
+  assert.is(dev.metrics.backendErrors, 1);
+  assert.is(dev.inFlight, 0);
+  await dev.dispose();
+  assert.ok(be.closed);
+});
+
+test('reset while a request is in flight: its completion touches neither the ring nor the status', async () => {
+  const be = new GatedBackend();
+  const dev = VirtioBlock.withBackend(be, { serial: 'g' });
+  const r = rig(dev);
+  const p = post(r, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(512)], [1]);
+  r.memory.writeU8((p.writable[0] as GuestBuffer).addr, 0x5a);
+  dev.notify(0);
+  dev.reset();
+  be.gates[0]?.release();
+  await dev.whenIdle();
+  await sleep(5);
+  assert.is(r.driver.usedIdx, 0);
+  assert.is(r.memory.readU8((p.writable[0] as GuestBuffer).addr), 0x5a);
+  assert.is(dev.metrics.dropped, 1);
+  assert.is(r.interrupts(), 0);
+  // Notifies after reset are ignored until the next activate.
+  dev.notify(0);
+  assert.is(be.gates.length, 1);
+
+  // With a real file: a read in the threadpool at reset time is dropped too, and the device works
+  // again after re-activation.
+  const { path, data } = image(8);
+  const real = await VirtioBlock.open({ path });
+  const r2 = rig(real);
+  post(r2, [header(VIRTIO_BLK_T_IN, 0)], [4096, 1]);
+  real.notify(0);
+  real.reset();
+  await real.whenIdle();
+  await sleep(5);
+  assert.is(r2.driver.usedIdx, 0);
+  const r3 = rig(real);
+  const res = await run(r3, real, [header(VIRTIO_BLK_T_IN, 1)], [512, 1]);
+  assert.is(res.status, VIRTIO_BLK_S_OK);
+  assert.equal(res.data, data.subarray(512, 1024));
+  await real.dispose();
+  await dev.dispose();
+});
+
+test('many requests in one notify: all complete, interrupts are coalesced; dispose leaks no fd', async () => {
+  const before = openFds();
+  const { path, data } = image(64);
+  const dev = await VirtioBlock.open({ path });
+  const r = rig(dev);
+  const posted: Posted[] = [];
+  for (let i = 0; i < 8; i++) posted.push(post(r, [header(VIRTIO_BLK_T_IN, i * 4)], [1024, 1024, 1], true));
+  dev.notify(0);
+  const entries = await used(r, 8);
+  assert.equal(entries.map((e) => e.head).sort((x, y) => x - y), posted.map((p) => p.head).sort((x, y) => x - y));
+  for (let i = 0; i < 8; i++) {
+    assert.equal(dataOf(r, posted[i] as Posted, 2048), data.subarray(i * 2048, (i + 1) * 2048));
+  }
+  assert.ok(r.interrupts() >= 1 && r.interrupts() <= 8, `${r.interrupts()} interrupts`);
+  assert.is(dev.metrics.interrupts, r.interrupts());
+  // dispose with a request in flight waits for it, then closes the file.
+  post(r, [header(VIRTIO_BLK_T_IN, 0)], [512, 1]);
+  dev.notify(0);
+  await dev.dispose();
+  assert.is(dev.inFlight, 0);
+  assert.is(openFds(), before);
+});
+
+test('FileBackend: opening a missing image is a BlockBackendError naming the path', async () => {
+  try {
+    await FileBackend.open(join(dir, 'missing.img'), false);
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, BlockBackendError);
+    assert.match((e as Error).message, /missing\.img.*ENOENT/);
+  }
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
