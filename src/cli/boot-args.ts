@@ -3,8 +3,15 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CMDLINE } from '../machine/config.js';
 import { UsageError } from './errors.js';
 
+export interface DiskSpec {
+  path: string;
+  readOnly: boolean;
+}
+
 export interface BootArgs {
   kernel: string;
+  /** virtio-blk disks in slot order: ROOTFS first (as /dev/vda), then each --disk. */
+  disks: DiskSpec[];
   initrd?: string;
   cmdline: string;
   cpus: number;
@@ -13,13 +20,15 @@ export interface BootArgs {
   help: boolean;
 }
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [--initrd FILE] [--cmdline S] [--cpus N] [--memory MiB] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS] [--initrd FILE] [--disk PATH[:ro]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
+ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw).
 The VM ends when the guest resets or powers off (exit status 0), on a VMM or KVM failure (1), or
 on Ctrl-C / SIGTERM (130 / 143). Build a guest kernel and initramfs with \`npm run kernel\`.
 
   --initrd FILE    initramfs to load (placed at the top of low RAM)
+  --disk PATH[:ro] a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    console=ttyS0 is added unless S names a console
   --cpus N         vCPUs (default 1, at most 32)
@@ -38,6 +47,14 @@ export function effectiveCmdline(cmdline: string | undefined): string {
   return /(^|\s)console=/.test(base) ? base : `${base} console=ttyS0`.trim();
 }
 
+/** PATH or PATH:ro. */
+export function parseDisk(spec: string): DiskSpec {
+  const ro = spec.endsWith(':ro');
+  const path = ro ? spec.slice(0, -3) : spec;
+  if (path === '') throw new UsageError(`--disk needs a path, got '${spec}'`, BOOT_USAGE);
+  return { path, readOnly: ro };
+}
+
 export function parseBootArgs(argv: string[]): BootArgs {
   let parsed;
   try {
@@ -45,6 +62,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
       args: argv,
       options: {
         initrd: { type: 'string' },
+        disk: { type: 'string', multiple: true },
         cmdline: { type: 'string' },
         cpus: { type: 'string' },
         memory: { type: 'string' },
@@ -60,13 +78,15 @@ export function parseBootArgs(argv: string[]): BootArgs {
   const { values, positionals } = parsed;
   const help = values.help ?? false;
   if (!help && positionals.length === 0) throw new UsageError('tsvmm boot needs a KERNEL', BOOT_USAGE);
-  if (positionals.length === 2) {
-    throw new UsageError(`a ROOTFS (${positionals[1]}) needs virtio-blk, which tsvmm does not have yet; boot with --initrd`, BOOT_USAGE);
-  }
   if (positionals.length > 2) throw new UsageError(`unexpected arguments: ${positionals.slice(2).join(' ')}`, BOOT_USAGE);
+  const rootfs = positionals[1];
+  const disks = [...(rootfs === undefined ? [] : [{ path: rootfs, readOnly: false }]), ...(values.disk ?? []).map(parseDisk)];
+  let cmdline = effectiveCmdline(values.cmdline);
+  if (rootfs !== undefined && !/(^|\s)root=/.test(cmdline)) cmdline += ' root=/dev/vda rw';
   const args: BootArgs = {
     kernel: positionals[0] ?? '',
-    cmdline: effectiveCmdline(values.cmdline),
+    disks,
+    cmdline,
     cpus: intOption('cpus', values.cpus, 1),
     memoryMiB: intOption('memory', values.memory, 256),
     stats: values.stats ?? false,

@@ -2,6 +2,7 @@
 import { BootError } from '../boot/index.js';
 import { ConfigError } from '../machine/config.js';
 import { Machine, type MachineExit } from '../machine/machine.js';
+import { openDisks } from '../machine/disks.js';
 import type { BusStats } from '../vmm/bus.js';
 import { BOOT_USAGE, parseBootArgs } from './boot-args.js';
 import { UsageError } from './errors.js';
@@ -44,6 +45,9 @@ export async function bootCommand(argv: string[]): Promise<number> {
     return 0;
   }
   let machine: Machine;
+  const disks = await openDisks(args.disks).catch((e: unknown) => {
+    throw new UsageError(e instanceof Error ? e.message : String(e), BOOT_USAGE);
+  });
   try {
     machine = Machine.build({
       kernelPath: args.kernel,
@@ -53,8 +57,9 @@ export async function bootCommand(argv: string[]): Promise<number> {
       memoryMiB: args.memoryMiB,
       consoleFd: 1,
       consoleInput: true,
-    });
+    }, disks);
   } catch (e) {
+    await Promise.all(disks.map((d) => d.device.dispose()));
     if (e instanceof ConfigError || e instanceof BootError) throw new UsageError(e.message, BOOT_USAGE);
     throw e;
   }
@@ -62,7 +67,10 @@ export async function bootCommand(argv: string[]): Promise<number> {
     const exit = await machine.run();
     if (exit.bootCompleteMs !== undefined) console.error(`[tsvmm] boot timer: the guest reached init ${exit.bootCompleteMs.toFixed(1)} ms after tsvmm started`);
     console.error(`[tsvmm] VM ended: ${exit.reason} (${exit.detail}); exit status ${exit.code}`);
-    if (args.stats) console.error(formatStats(exit));
+    if (args.stats) {
+      console.error(formatStats(exit));
+      for (const d of disks) console.error(`${d.name}: ${JSON.stringify(d.device.metrics)}`);
+    }
     return exit.code;
   } finally {
     await machine.dispose();

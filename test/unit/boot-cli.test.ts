@@ -27,10 +27,22 @@ test('console=ttyS0 is added only when no console is named', () => {
 });
 
 test('bad boot command lines are UsageErrors with the boot usage', () => {
-  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'rootfs.ext4'], ['k', 'a', 'b']]) {
+  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'a', 'b'], ['k', '--disk', ':ro']]) {
     assert.throws(() => parseBootArgs(argv), (e: unknown) => e instanceof UsageError && /tsvmm boot KERNEL/.test(e.usage ?? ''), argv.join(' '));
   }
-  assert.throws(() => parseBootArgs(['k', 'rootfs.ext4']), /virtio-blk/);
+});
+
+test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes one read-only', () => {
+  const a = parseBootArgs(['k', 'root.ext4', '--disk', 'data.img', '--disk', 'ro.img:ro']);
+  assert.equal(a.disks, [
+    { path: 'root.ext4', readOnly: false },
+    { path: 'data.img', readOnly: false },
+    { path: 'ro.img', readOnly: true },
+  ]);
+  assert.match(a.cmdline, / root=\/dev\/vda rw$/);
+  assert.not.match(parseBootArgs(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']).cmdline, /vda/, 'a root= given stays');
+  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false }]);
+  assert.not.match(parseBootArgs(['k', '--disk', 'x']).cmdline, /root=/, 'no ROOTFS, no root=');
 });
 
 test('config validation: vCPUs and memory in range', () => {

@@ -2,53 +2,18 @@
 // vCPUs, console input, and clear failures. Runs where the Linux probe passes, else in the test bed.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../../../src/package-root.js';
 import { guestKernel } from '../../helpers/guest-kernel.js';
 import { whereLabel } from '../../helpers/where.js';
+import { runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js';
 
 const test = suite(`linux boot [${whereLabel()}]`);
 const kernel = guestKernel();
-const BOOT_TIMEOUT_MS = 120_000;
 
-interface BootResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/**
- * Runs tsvmm; `dialogue` pairs are [text to wait for on the console, what to type then] — input
- * typed before the guest's UART driver starts would be cleared by it, as on real hardware.
- */
-function tsvmm(args: string[], dialogue: [RegExp, string][] = []): Promise<BootResult> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let step = 0;
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      const next = dialogue[step];
-      if (next && next[0].test(stdout)) {
-        step++;
-        child.stdin.write(next[1]);
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), BOOT_TIMEOUT_MS);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-    if (dialogue.length === 0) child.stdin.end();
-  });
-}
+type BootResult = TsvmmResult;
+const tsvmm = runTsvmm;
 
 function report(name: string, r: BootResult): void {
   const boot = /boot timer: the guest reached init ([\d.]+) ms/.exec(r.stderr)?.[1];
@@ -64,7 +29,7 @@ if (!kernel) {
     test(`bzImage with ${cpus} vCPU(s) reaches init, sees ${cpus} CPUs, and exits 0 on reboot`, async () => {
       const r = await tsvmm(['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cpus', String(cpus), '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0']);
       report(`bzImage ${cpus} vCPU`, r);
-      assert.match(r.stdout, new RegExp(`TSVMM-INIT-OK nproc=${cpus} `), r.stdout.slice(-2000) + r.stderr);
+      assert.match(r.stdout, new RegExp(`TSVMM-INIT-OK nproc=${cpus} `), tail(r));
       assert.match(r.stderr, /boot timer: the guest reached init/);
       assert.match(r.stderr, /VM ended: reset/);
       assert.is(r.code, 0, r.stderr);
@@ -74,7 +39,7 @@ if (!kernel) {
   test('ELF vmlinux boots through the same 64-bit protocol', async () => {
     const r = await tsvmm(['boot', kernel.vmlinux, '--initrd', kernel.initramfs, '--cmdline', 'reboot=k panic=1 pci=off quiet console=ttyS0']);
     report('vmlinux 1 vCPU', r);
-    assert.match(r.stdout, /TSVMM-INIT-OK nproc=1 /, r.stderr);
+    assert.match(r.stdout, /TSVMM-INIT-OK nproc=1 /, tail(r));
     assert.is(r.code, 0);
   });
 
@@ -84,7 +49,7 @@ if (!kernel) {
       [[/\/ # /, 'echo answer=$((6*7))\n'], [/answer=42/, 'exit\n']],
     );
     report('shell', r);
-    assert.match(r.stdout, /answer=42/, r.stdout.slice(-2000));
+    assert.match(r.stdout, /answer=42/, tail(r));
     assert.is(r.code, 0);
   });
 
