@@ -103,7 +103,7 @@ export class Machine {
         const vcpu = vm.createVcpu(i);
         vcpus.push(vcpu);
         owned.push(vcpu);
-        vcpu.setCpuid(boot.cpuid(supported, i, { tscDeadline: process.env.TSVMM_TSC_DEADLINE !== '0' }));
+        vcpu.setCpuid(boot.cpuid(supported, i));
         vcpu.setMsrs(msrs);
         vcpu.setRaw('FPU', encodeFpu(BOOT_FPU));
         vcpu.setRaw('LAPIC', setLapicLints(vcpu.getRaw('LAPIC')));
