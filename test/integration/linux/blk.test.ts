@@ -1,0 +1,73 @@
+// virtio-blk in a real guest: the kernels/ guest reads and writes /dev/vda through tsvmm's
+// virtio-mmio transport, split virtqueue and block device; the host checks the image file.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { guestKernel } from '../../helpers/guest-kernel.js';
+import { whereLabel } from '../../helpers/where.js';
+import { runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js';
+
+const test = suite(`virtio-blk [${whereLabel()}]`);
+const kernel = guestKernel();
+const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
+
+/** Boots with the given disks and types `script`, then `exit`, at the shell prompt. */
+function shell(disks: string[], script: string): Promise<TsvmmResult> {
+  if (!kernel) throw new Error('no guest kernel');
+  const args = ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', CMDLINE];
+  for (const d of disks) args.push('--disk', d);
+  // Typed ahead: the tty holds `exit` until the script's commands are done.
+  return runTsvmm(args, [[/\/ # /, `${script}\nexit\n`]]);
+}
+
+function image(bytes: number): { path: string; data: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'));
+  const path = join(dir, 'disk.img');
+  const data = randomBytes(bytes);
+  writeFileSync(path, data);
+  return { path, data };
+}
+
+if (!kernel) {
+  test('guest kernel present', () => {
+    assert.unreachable('the kernels/ guest is not built: npm run kernel');
+  });
+} else {
+  test('the guest reads the whole disk with the host\'s checksum, and its writes reach the file', async () => {
+    const img = image(4 * 1024 * 1024);
+    const md5 = createHash('md5').update(img.data).digest('hex');
+    const r = await shell([img.path], [
+      'cat /sys/block/vda/size',
+      'md5sum /dev/vda',
+      'echo tsvmm-was-here > /tmp/m; dd if=/tmp/m of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null; echo dd=$?',
+    ].join('; '));
+    assert.match(r.stdout, /\b8192\b/, `capacity in 512-byte sectors${tail(r)}`);
+    assert.match(r.stdout, new RegExp(`${md5}\\s+/dev/vda`), tail(r));
+    assert.match(r.stdout, /dd=0/);
+    const after = readFileSync(img.path);
+    assert.is(after.subarray(100 * 512, 100 * 512 + 15).toString(), 'tsvmm-was-here\n');
+    assert.is(Buffer.compare(after.subarray(0, 100 * 512), img.data.subarray(0, 100 * 512)), 0, 'the rest is untouched');
+    assert.is(r.code, 0);
+  });
+
+  test('a read-only disk refuses writes and the file stays as it was', async () => {
+    const img = image(1024 * 1024);
+    const r = await shell([`${img.path}:ro`], 'cat /sys/block/vda/ro; dd if=/dev/zero of=/dev/vda bs=512 count=8 conv=fsync 2>/dev/null; echo dd=$?');
+    assert.match(r.stdout, /^1\r?$/m, `the kernel sees a read-only disk${tail(r)}`);
+    assert.match(r.stdout, /dd=1/);
+    assert.is(Buffer.compare(readFileSync(img.path), img.data), 0);
+    assert.is(r.code, 0);
+  });
+
+  test('two disks appear as vda and vdb', async () => {
+    const a = image(512 * 1024);
+    const b = image(1024 * 1024);
+    const r = await shell([a.path, `${b.path}:ro`], 'cat /sys/block/vda/size /sys/block/vdb/size');
+    assert.match(r.stdout, /\b1024\b[\s\S]*\b2048\b/, tail(r));
+  });
+}
+
+test.run();
