@@ -20,8 +20,8 @@ import {
   parseKernel,
   setupBoot,
   MiB,
-  type BootErrorReason,
 } from '../../src/boot/index.js';
+import { throwsReason } from '../helpers/boot-errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic images
@@ -187,18 +187,6 @@ function writtenOutside(m: GuestMemory, ranges: readonly [number, number][] = []
 
 function allZero(m: GuestMemory): boolean {
   return writtenOutside(m) === undefined;
-}
-
-function throwsReason(fn: () => unknown, reason: BootErrorReason, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, BootError, `expected a BootError, got ${String(e)}`);
-    assert.is((e as BootError).reason, reason, (e as Error).message);
-    if (message) assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected BootError ${reason}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,20 +17,8 @@ import {
   ramLayout,
   virtioMmioSlotAddr,
   writeCmdline,
-  type BootErrorReason,
 } from '../../src/boot/index.js';
-
-function throwsReason(fn: () => unknown, reason: BootErrorReason, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, BootError, `expected a BootError, got ${String(e)}`);
-    assert.is((e as BootError).reason, reason, (e as Error).message);
-    if (message) assert.match((e as Error).message, message);
-    return;
-  }
-  assert.unreachable(`expected BootError ${reason}`);
-}
+import { throwsReason } from '../helpers/boot-errors.js';
 
 /** Regions as ramLayout gives them, but with tiny placeholder buffers for the huge ones. */
 function fakeRegions(memoryBytes: number): { guestPhysAddr: number; bytes: Uint8Array }[] {
