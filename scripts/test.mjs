@@ -126,8 +126,14 @@ async function buildGuestKernel() {
     log(`guest kernel: build failed (exit ${r.code})`);
     return undefined;
   }
-  log(`guest kernel: ${bzImage}, ${initramfs}`);
-  return { bzImage, initramfs };
+  const root = await run('bash', [join('kernels', 'build-rootfs.sh')], { timeoutMs: 10 * 60_000 });
+  const rootfs = root.output.trim().split('\n').pop();
+  if (root.code !== 0 || !rootfs?.startsWith('/')) {
+    log(`guest root file system: build failed (exit ${root.code})`);
+    return undefined;
+  }
+  log(`guest kernel: ${bzImage}, ${initramfs}, ${rootfs}`);
+  return { bzImage, initramfs, rootfs };
 }
 
 /** Runs `node scripts/test.mjs <mode>` inside the test bed and adds its totals. */
@@ -172,7 +178,7 @@ async function kvmTests() {
       skipFiles('integration/linux', 'the guest kernel could not be built (see kernels/build.sh output above)');
       totals.failed += 1;
     } else {
-      const env = { TSVMM_KERNEL: kernel.bzImage, TSVMM_INITRD: kernel.initramfs };
+      const env = { TSVMM_KERNEL: kernel.bzImage, TSVMM_INITRD: kernel.initramfs, TSVMM_ROOTFS: kernel.rootfs };
       const linux = await probe('linux', env);
       log(linux.line);
       if (linux.ok) await uvuSuite('integration/linux', 'Linux-booting tests (native)', env);

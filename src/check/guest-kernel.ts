@@ -10,6 +10,17 @@ export interface GuestKernel {
   /** The uncompressed ELF beside the bzImage. */
   vmlinux: string;
   initramfs: string;
+  /** The ext4 root file system image of kernels/build-rootfs.sh, when built. */
+  rootfs?: string;
+}
+
+function builtPath(script: string, arg: string): string | undefined {
+  try {
+    const out = execFileSync('bash', [join(packageRoot(), 'kernels', script), arg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return out.trim().split('\n').pop();
+  } catch {
+    return undefined;
+  }
 }
 
 export function findGuestKernel(env: NodeJS.ProcessEnv = process.env): GuestKernel | undefined {
@@ -27,5 +38,6 @@ export function findGuestKernel(env: NodeJS.ProcessEnv = process.env): GuestKern
     }
   }
   if (!bzImage || !initramfs) return undefined;
-  return { bzImage, vmlinux: join(dirname(bzImage), 'vmlinux'), initramfs };
+  const rootfs = env.TSVMM_ROOTFS || builtPath('build-rootfs.sh', '--if-built');
+  return { bzImage, vmlinux: join(dirname(bzImage), 'vmlinux'), initramfs, ...(rootfs ? { rootfs } : {}) };
 }

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestKernel } from '../../helpers/guest-kernel.js';
@@ -60,6 +61,24 @@ if (!kernel) {
     assert.match(r.stdout, /dd=1/);
     assert.is(Buffer.compare(readFileSync(img.path), img.data), 0);
     assert.is(r.code, 0);
+  });
+
+  test('tsvmm boot KERNEL ROOTFS: the ext4 image is the root, and what the guest writes there survives, fsck-clean', async () => {
+    if (!kernel.rootfs) assert.unreachable('no rootfs image: kernels/build-rootfs.sh (scripts/test.mjs builds it)');
+    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-root-'));
+    const root = join(dir, 'rootfs.ext4');
+    copyFileSync(kernel.rootfs as string, root); // the cached image stays pristine
+    const r = await runTsvmm(['boot', kernel.bzImage, root, '--cmdline', CMDLINE], [
+      [/\/ # /, 'grep " / " /proc/mounts; echo persisted > /hello; sync\nexit\n'],
+    ]);
+    assert.match(r.stdout, /TSVMM-INIT-OK nproc=1/, tail(r));
+    assert.match(r.stdout, /\/dev\/root \/ ext4 rw/, tail(r));
+    assert.is(r.code, 0);
+    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+    const fsck = spawnSync('e2fsck', ['-fn', root], { encoding: 'utf8', env });
+    assert.is(fsck.status, 0, `e2fsck -fn: ${fsck.stdout}${fsck.stderr}`);
+    const cat = spawnSync('debugfs', ['-R', 'cat /hello', root], { encoding: 'utf8', env });
+    assert.is(cat.stdout, 'persisted\n', cat.stderr);
   });
 
   test('two disks appear as vda and vdb', async () => {
