@@ -7,8 +7,8 @@
 //   - interrupts go out through an irqfd on the device's GSI.
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { TransportState } from '../devices/virtio/mmio.js';
-import { INT_USED_BUFFER, REG, STATUS, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../devices/virtio/mmio-regs.js';
-import { SplitQueue } from '../devices/virtio/queue.js';
+import { REG } from '../devices/virtio/mmio-regs.js';
+import { VirtioActivation } from '../devices/virtio/activation.js';
 import { EventFd } from '../vmm/eventfd.js';
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import type { Vm } from '../vmm/vm.js';
@@ -31,7 +31,7 @@ export class VirtioMmioHost {
   private readonly irq = new EventFd();
   private readonly statusEvent = new EventFd();
   private readonly queueEvents: EventFd[];
-  private active = false;
+  private readonly activation: VirtioActivation;
 
   constructor(
     readonly name: string,
@@ -39,18 +39,21 @@ export class VirtioMmioHost {
     readonly base: number,
     readonly gsi: number,
     private readonly vm: Vm,
-    private readonly memory: GuestMemory,
+    memory: GuestMemory,
   ) {
     this.state = new TransportState(
       TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config }),
     );
     this.queueEvents = device.queueMaxSizes.map(() => new EventFd());
+    this.activation = new VirtioActivation(this.state, device, memory, () => this.irq.signal(), (line) => {
+      if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
+    });
     vm.registerIrqfd(this.irq, gsi);
     this.queueEvents.forEach((efd, i) => {
       vm.registerIoeventfd(this.notifySpec(i), efd);
-      efd.watch(() => this.onNotify(i));
+      efd.watch(() => this.activation.onNotify(i));
     });
-    this.statusEvent.watch(() => this.onStatus());
+    this.statusEvent.watch(() => this.activation.onStatus());
   }
 
   private notifySpec(queue: number): { space: 'mmio'; address: bigint; length: 4; datamatch: bigint } {
@@ -71,59 +74,6 @@ export class VirtioMmioHost {
       queueFds: this.queueEvents.map((e) => e.fd),
       irqFd: this.irq.fd,
     };
-  }
-
-  private interrupt(): void {
-    this.state.raise(INT_USED_BUFFER);
-    this.irq.signal();
-  }
-
-  private onStatus(): void {
-    const status = this.state.status;
-    if (status === 0 && this.active) {
-      this.active = false;
-      this.device.reset();
-    } else if (status & STATUS.DRIVER_OK && !(status & STATUS.NEEDS_RESET) && !this.active) {
-      this.activate();
-    }
-  }
-
-  private activate(): void {
-    const features = this.state.driverFeatures;
-    const queues: (SplitQueue | undefined)[] = [];
-    try {
-      for (const q of this.state.readyQueues()) {
-        queues[q.index] = new SplitQueue(this.memory, {
-          ...q,
-          maxSize: this.device.queueMaxSizes[q.index] ?? 0,
-          eventIdx: (features & (1n << VIRTIO_F_EVENT_IDX)) !== 0n,
-          indirectDesc: (features & (1n << VIRTIO_F_INDIRECT_DESC)) !== 0n,
-        });
-      }
-    } catch (e) {
-      this.needsReset(e instanceof Error ? e.message : String(e));
-      return;
-    }
-    this.active = true;
-    this.device.activate({
-      memory: this.memory,
-      queues,
-      features,
-      interrupt: () => this.interrupt(),
-      needsReset: (reason) => this.needsReset(reason),
-    });
-  }
-
-  private needsReset(reason: string): void {
-    if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${this.name}: needs reset: ${reason}\n`);
-    this.state.needsReset();
-    this.irq.signal();
-  }
-
-  private onNotify(queue: number): void {
-    // The status eventfd may not have been read yet in this loop turn: activate first.
-    if (!this.active) this.onStatus();
-    if (this.active) this.device.notify(queue);
   }
 
   async dispose(): Promise<void> {

@@ -1,0 +1,77 @@
+// The device side of a virtio-mmio transport's lifecycle, without any I/O of its own: on a status
+// change it activates the device with the queues the driver made ready (DRIVER_OK) or resets it
+// (status 0); queue notifications go to the device once it is active. In a VM, eventfds drive
+// it (src/machine/virtio-host.ts); in tests, the transport's events call it directly.
+import type { GuestMemory } from '../../vmm/guest-memory.js';
+import type { VirtioDevice } from './device.js';
+import type { TransportState } from './mmio.js';
+import { INT_USED_BUFFER, STATUS, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from './mmio-regs.js';
+import { SplitQueue } from './queue.js';
+
+export class VirtioActivation {
+  private active = false;
+
+  constructor(
+    private readonly state: TransportState,
+    private readonly device: VirtioDevice,
+    private readonly memory: GuestMemory,
+    /** Signals the device's interrupt line (irqfd). */
+    private readonly signal: () => void,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  onStatus(): void {
+    const status = this.state.status;
+    if (status === 0 && this.active) {
+      this.active = false;
+      this.device.reset();
+    } else if (status & STATUS.DRIVER_OK && !(status & STATUS.NEEDS_RESET) && !this.active) {
+      this.activate();
+    }
+  }
+
+  onNotify(queue: number): void {
+    // The status event may not have been handled yet: a notify right after DRIVER_OK activates.
+    if (!this.active) this.onStatus();
+    if (this.active) this.device.notify(queue);
+  }
+
+  private activate(): void {
+    const features = this.state.driverFeatures;
+    const queues: (SplitQueue | undefined)[] = [];
+    try {
+      for (const q of this.state.readyQueues()) {
+        queues[q.index] = new SplitQueue(this.memory, {
+          ...q,
+          maxSize: this.device.queueMaxSizes[q.index] ?? 0,
+          eventIdx: (features & (1n << VIRTIO_F_EVENT_IDX)) !== 0n,
+          indirectDesc: (features & (1n << VIRTIO_F_INDIRECT_DESC)) !== 0n,
+        });
+      }
+    } catch (e) {
+      this.needsReset(e instanceof Error ? e.message : String(e));
+      return;
+    }
+    this.active = true;
+    this.device.activate({
+      memory: this.memory,
+      queues,
+      features,
+      interrupt: () => {
+        this.state.raise(INT_USED_BUFFER);
+        this.signal();
+      },
+      needsReset: (reason) => this.needsReset(reason),
+    });
+  }
+
+  private needsReset(reason: string): void {
+    this.log(`needs reset: ${reason}`);
+    this.state.needsReset();
+    this.signal();
+  }
+}
