@@ -445,7 +445,7 @@ test('completions come out of order; a backend failure is IOERR', async () => {
   assert.ok(be.closed);
 });
 
-test('reset while a request is in flight: its completion touches neither the ring nor the status', async () => {
+test('reset while a request is in flight: its completion touches neither the ring, the status nor the data buffers', async () => {
   const be = new GatedBackend();
   const dev = VirtioBlock.withBackend(be, { serial: 'g' });
   const r = rig(dev);
@@ -469,12 +469,15 @@ test('reset while a request is in flight: its completion touches neither the rin
   const { path, data } = image(8);
   const real = await VirtioBlock.open({ path });
   const r2 = rig(real);
-  post(r2, [header(VIRTIO_BLK_T_IN, 0)], [4096, 1]);
+  const pIn = post(r2, [header(VIRTIO_BLK_T_IN, 0)], [4096, 1]);
+  const inBuf = pIn.writable[0] as GuestBuffer;
+  r2.memory.fill(inBuf.addr, inBuf.len, 0x77);
   real.notify(0);
   real.reset();
   await real.whenIdle();
   await sleep(5);
   assert.is(r2.driver.usedIdx, 0);
+  assert.ok(r2.memory.slice(inBuf.addr, inBuf.len).every((b) => b === 0x77), 'the read did not land in the guest buffer after reset');
   const r3 = rig(real);
   const res = await run(r3, real, [header(VIRTIO_BLK_T_IN, 1)], [512, 1]);
   assert.is(res.status, VIRTIO_BLK_S_OK);

@@ -10,10 +10,11 @@
 // libuv together costs one needsNotification and at most one interrupt.
 //
 // Reset. reset() bumps the generation and forgets the queue: a completion from an earlier
-// generation writes no status and touches no ring. A read already handed to the threadpool cannot
-// be cancelled, though, and its bytes still land in the guest buffers the driver posted (the data
-// buffers are zero-copy views). whenIdle() says when nothing is in flight any more; a transport
-// that wants the strict §2.4 guarantee can hold device status non-zero until it resolves.
+// generation writes no status, touches no ring and no guest buffer. Reads therefore land in a
+// bounce buffer first and are copied into the guest's buffers only if the device was not reset
+// meanwhile (a read handed to the threadpool cannot be cancelled, and after a reset the driver
+// may already have reused those pages: virtio 1.2 §2.4). One memcpy per read; writes read the
+// guest buffers in place (zero copy).
 
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
@@ -319,7 +320,7 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     this.inFlightCount++;
-    this.runOp(op).then(
+    this.runOp(op, a).then(
       () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.kind === 'read' ? op.length : 0),
       () => {
         m.backendErrors++;
@@ -328,14 +329,22 @@ export class VirtioBlock implements VirtioDevice {
     ).finally(() => this.settled());
   }
 
-  private async runOp(op: BlockOp): Promise<void> {
+  private async runOp(op: BlockOp, a: { readonly generation: number }): Promise<void> {
     const m = this.metricsData;
     switch (op.kind) {
-      case 'read':
-        await this.backend.read(op.offset, op.buffers);
+      case 'read': {
+        const bounce = new Uint8Array(op.length);
+        await this.backend.read(op.offset, [bounce]);
+        if (a.generation !== this.generation) return; // reset meanwhile: the guest's pages are not ours
+        let at = 0;
+        for (const b of op.buffers) {
+          b.set(bounce.subarray(at, at + b.byteLength));
+          at += b.byteLength;
+        }
         m.reads++;
         m.readBytes += op.length;
         return;
+      }
       case 'write':
         await this.backend.write(op.offset, op.buffers);
         m.writes++;
