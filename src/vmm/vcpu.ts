@@ -1,7 +1,7 @@
 // One vCPU: register state and the synchronous run() of the chosen exit-path design — the
 // thread that calls run() (a worker_thread per vCPU) handles the exit itself, no thread hop.
 import { NativeVcpu, native as addon } from './native.js';
-import { DisposedError, SyscallError, native } from './errors.js';
+import { DisposedError, native } from './errors.js';
 import {
   CpuidEntry,
   KVM_RUN,
@@ -141,4 +141,3 @@ export class Vcpu {
   }
 }
 
-export { SyscallError };

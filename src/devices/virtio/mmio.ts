@@ -10,6 +10,8 @@
 import type { BusDevice } from '../../vmm/bus.js';
 import type { GuestMemory } from '../../vmm/guest-memory.js';
 import { lock, unlock } from '../legacy/spinlock.js';
+import { VirtioQueueError } from './errors.js';
+import { checkQueueConfig } from './queue.js';
 import {
   CONFIG_SPACE_SIZE,
   INT_CONFIG_CHANGE,
@@ -195,19 +197,15 @@ export class TransportState {
   }
 }
 
-/** Checks a queue configuration against the spec's rules (§2.7) and guest memory. */
-export function validateQueue(q: QueueConfig, max: number, memory?: GuestMemory): string | undefined {
-  if (q.size < 1 || q.size > max || (q.size & (q.size - 1)) !== 0) return `queue ${q.index}: size ${q.size} is not a power of two up to ${max}`;
-  const parts: [string, number, number, number][] = [
-    ['descriptor table', q.desc, 16 * q.size, 16],
-    ['driver (available) ring', q.driver, 6 + 2 * q.size, 2],
-    ['device (used) ring', q.device, 6 + 8 * q.size, 4],
-  ];
-  for (const [name, addr, len, align] of parts) {
-    if (addr % align !== 0) return `queue ${q.index}: ${name} at 0x${addr.toString(16)} is not ${align}-byte aligned`;
-    if (memory && !memory.contains(addr, len)) return `queue ${q.index}: ${name} [0x${addr.toString(16)}, +${len}) is outside guest memory`;
+/** The §2.7 queue rules (checkQueueConfig): undefined when fine, else what is wrong. */
+export function validateQueue(q: QueueConfig, max: number, memory: GuestMemory): string | undefined {
+  try {
+    checkQueueConfig(memory, { ...q, maxSize: max });
+    return undefined;
+  } catch (e) {
+    if (e instanceof VirtioQueueError) return e.message;
+    throw e;
   }
-  return undefined;
 }
 
 export class MmioTransport implements BusDevice {
@@ -217,7 +215,7 @@ export class MmioTransport implements BusDevice {
   constructor(
     state: SharedArrayBuffer,
     private readonly events: TransportEvents,
-    private readonly memory?: GuestMemory,
+    private readonly memory: GuestMemory,
     private readonly onInterruptNeeded: () => void = () => {},
   ) {
     this.state = new TransportState(state);

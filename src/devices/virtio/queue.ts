@@ -28,6 +28,47 @@ export function ringSizes(size: number): { desc: number; driver: number; device:
   return { desc: DESC_SIZE * size, driver: 6 + 2 * size, device: 6 + 8 * size };
 }
 
+function queueName(config: Pick<SplitQueueConfig, 'index'>): string {
+  return `virtqueue ${config.index ?? '?'}`;
+}
+
+/**
+ * The queue-configuration rules of §2.7: size a power of two up to the device's maximum, each
+ * ring part aligned and inside one guest memory region. Throws VirtioQueueError ('bad-size' or
+ * 'bad-address'). The transport runs it when the driver sets QueueReady; SplitQueue again when
+ * the device is activated.
+ */
+export function checkQueueConfig(
+  memory: GuestMemory,
+  config: Pick<SplitQueueConfig, 'index' | 'size' | 'maxSize' | 'desc' | 'driver' | 'device'>,
+): void {
+  const { size, maxSize } = config;
+  const name = queueName(config);
+  if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > MAX_QUEUE_SIZE) {
+    throw new VirtioQueueError('bad-size', `${name}: maximum size ${maxSize} is not in [1, ${MAX_QUEUE_SIZE}]`);
+  }
+  if (!Number.isInteger(size) || size < 1 || size > maxSize || (size & (size - 1)) !== 0) {
+    throw new VirtioQueueError('bad-size', `${name}: size ${size} is not a power of two in [1, ${maxSize}] (§2.7)`);
+  }
+  const sizes = ringSizes(size);
+  const parts: [string, number, number, number][] = [
+    ['descriptor table', config.desc, sizes.desc, 16],
+    ['available ring (driver area)', config.driver, sizes.driver, 2],
+    ['used ring (device area)', config.device, sizes.device, 4],
+  ];
+  for (const [part, addr, length, align] of parts) {
+    if (!Number.isSafeInteger(addr) || addr < 0) {
+      throw new VirtioQueueError('bad-address', `${name}: ${part} address ${addr} is not a guest-physical address`);
+    }
+    if (addr % align !== 0) {
+      throw new VirtioQueueError('bad-address', `${name}: ${part} at ${hex(addr)} is not ${align}-byte aligned (§2.7)`);
+    }
+    if (!memory.contains(addr, length)) {
+      throw new VirtioQueueError('bad-address', `${name}: ${part} [${hex(addr)}, +${length}) is not inside one guest memory region`);
+    }
+  }
+}
+
 export interface SplitQueueConfig {
   /** Queue number, for messages. */
   readonly index?: number;
@@ -75,17 +116,8 @@ export class SplitQueue {
     config: SplitQueueConfig,
   ) {
     const { size, maxSize } = config;
-    this.name = `virtqueue ${config.index ?? '?'}`;
-    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > MAX_QUEUE_SIZE) {
-      throw new VirtioQueueError('bad-size', `${this.name}: maximum size ${maxSize} is not in [1, ${MAX_QUEUE_SIZE}]`);
-    }
-    if (!Number.isInteger(size) || size < 1 || size > maxSize || (size & (size - 1)) !== 0) {
-      throw new VirtioQueueError('bad-size', `${this.name}: size ${size} is not a power of two in [1, ${maxSize}] (§2.7)`);
-    }
-    const sizes = ringSizes(size);
-    this.checkPart('descriptor table', config.desc, sizes.desc, 16);
-    this.checkPart('available ring (driver area)', config.driver, sizes.driver, 2);
-    this.checkPart('used ring (device area)', config.device, sizes.device, 4);
+    this.name = queueName(config);
+    checkQueueConfig(memory, config);
 
     this.size = size;
     this.maxSize = maxSize;
@@ -100,18 +132,6 @@ export class SplitQueue {
     this.usedIdx = config.device + 2;
     this.usedRing = config.device + 4;
     this.availEventAddr = config.device + 4 + 8 * size;
-  }
-
-  private checkPart(part: string, addr: number, length: number, align: number): void {
-    if (!Number.isSafeInteger(addr) || addr < 0) {
-      throw new VirtioQueueError('bad-address', `${this.name}: ${part} address ${addr} is not a guest-physical address`);
-    }
-    if (addr % align !== 0) {
-      throw new VirtioQueueError('bad-address', `${this.name}: ${part} at ${hex(addr)} is not ${align}-byte aligned (§2.7)`);
-    }
-    if (!this.memory.contains(addr, length)) {
-      throw new VirtioQueueError('bad-address', `${this.name}: ${part} [${hex(addr)}, +${length}) is not inside one guest memory region`);
-    }
   }
 
   /** The device's next available-ring index (free-running, 16 bits). */
