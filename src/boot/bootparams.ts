@@ -19,7 +19,7 @@ import {
 
 /** Offsets in struct boot_params outside the setup header (arch/x86/include/uapi/asm/bootparam.h). */
 export const BP = {
-  acpiRsdpAddr: 0x070, // u64
+  acpiRsdpAddr: 0x070, // u64 (boot_params, not the setup header: protocol 2.14's header field was withdrawn, boot.rst)
   extRamdiskImage: 0x0c0, // u32, ramdisk_image >> 32
   extRamdiskSize: 0x0c4, // u32, ramdisk_size >> 32
   extCmdLinePtr: 0x0c8, // u32, cmd_line_ptr >> 32
@@ -51,7 +51,7 @@ export interface E820Entry {
 
 /**
  * The e820 map for guest RAM `regions` (Firecracker's layout): RAM [0, 0x9fc00), reserved
- * [0x9fc00, 1 MiB) (EBDA with the MP table, VGA hole, BIOS ROM area), then every RAM region's part
+ * [0x9fc00, 1 MiB) (EBDA with the MP table, VGA hole, BIOS area with the ACPI tables), then every RAM region's part
  * at or above 1 MiB as RAM (up to the MMIO gap, and above 4 GiB). The MMIO gap is a hole, not an
  * entry: Linux treats holes as MMIO space and reserves the APIC pages itself.
  */
@@ -94,6 +94,8 @@ export interface ZeroPageOptions {
   cmdline: Placed;
   initrd?: Placed;
   e820: readonly E820Entry[];
+  /** Physical address of the ACPI RSDP (boot_params.acpi_rsdp_addr), so the kernel need not scan for it. */
+  acpiRsdpAddr?: number;
 }
 
 /**
@@ -102,7 +104,7 @@ export interface ZeroPageOptions {
  * vmlinux the loader fills the few fields Linux reads itself (boot_flag, header, version,
  * kernel_alignment, loadflags), as linux-loader/Firecracker do. Then, for both: type_of_loader
  * 0xff, cmd_line_ptr (+ ext_cmd_line_ptr), cmdline_size, ramdisk_image/ramdisk_size (+ ext_),
- * and the e820 table. The sentinel byte stays 0 so that the kernel trusts the fields.
+ * acpi_rsdp_addr when given, and the e820 table. The sentinel byte stays 0 so that the kernel trusts the fields.
  */
 export function buildZeroPage(opts: ZeroPageOptions): Uint8Array {
   const page = new Uint8Array(ZERO_PAGE_SIZE);
@@ -126,6 +128,7 @@ export function buildZeroPage(opts: ZeroPageOptions): Uint8Array {
   const initrd = opts.initrd ?? { addr: 0, size: 0 };
   setSplit(dv, HDR.ramdiskImage, BP.extRamdiskImage, initrd.addr);
   setSplit(dv, HDR.ramdiskSize, BP.extRamdiskSize, initrd.size);
+  if (opts.acpiRsdpAddr !== undefined) dv.setBigUint64(BP.acpiRsdpAddr, BigInt(opts.acpiRsdpAddr), true);
 
   if (opts.e820.length > E820_MAX_ENTRIES) {
     throw new BootError('bad-memory-layout', `${opts.e820.length} e820 entries; the zero page holds ${E820_MAX_ENTRIES}`);

@@ -30,6 +30,8 @@ export type BootErrorReason =
   | 'bad-cmdline'
   /** More vCPUs than the MP table / APIC id space can describe (or fewer than one). */
   | 'bad-vcpu-count'
+  /** The ACPI tables (DSDT devices, MADT entries) do not fit in the BIOS area 0xe0000..0xfffff. */
+  | 'acpi-does-not-fit'
   /** Guest memory does not have the shape the x86_64 layout needs (RAM at 0, boot area). */
   | 'bad-memory-layout'
   /** KVM_GET_SUPPORTED_CPUID lacked a leaf the normalisation needs. */

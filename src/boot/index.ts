@@ -19,8 +19,9 @@ import { vcpuCpuid } from './cpuid.js';
 import { checkElfFits, ELF_MAGIC, elfLayout, parseElf, type ElfInfo } from './elf.js';
 import { BootError, bytesText, hex } from './errors.js';
 import { writeGdtAndIdt } from './gdt.js';
-import { CMDLINE_ADDR, IDENTITY_MAP_SIZE, KERNEL_LOAD_ADDR, MMIO_GAP_START, ZERO_PAGE_ADDR } from './layout.js';
+import { ACPI_AREA_START, CMDLINE_ADDR, IDENTITY_MAP_SIZE, KERNEL_LOAD_ADDR, MMIO_GAP_START, ZERO_PAGE_ADDR } from './layout.js';
 import { buildMptable, checkVcpuCount, type MpTableInfo } from './mptable.js';
+import { buildAcpiTables, type AcpiDevices, type AcpiTables } from './acpi/index.js';
 import { writeIdentityPageTables } from './paging.js';
 import { bootMsrs, bootRegs, longModeSregs } from './regs.js';
 
@@ -34,6 +35,7 @@ export { writeIdentityPageTables } from './paging.js';
 export { bootRegs, longModeSregs, bootMsrs, setLapicLints, BOOT_FPU, BOOT_MSRS } from './regs.js';
 export { buildMptable, writeMptable, mptableSize, MAX_MPTABLE_CPUS, type MpTableInfo } from './mptable.js';
 export { vcpuCpuid, cpuVendor, hasKvmSignature, findCpuid, type CpuidOptions } from './cpuid.js';
+export { buildAcpiTables, type AcpiDevices, type AcpiSerialPort, type AcpiVirtioMmio, type AcpiTables, type AcpiTable } from './acpi/index.js';
 
 export type KernelFormat = 'bzImage' | 'elf';
 
@@ -156,6 +158,11 @@ export interface BootConfig {
   initrd?: Uint8Array;
   cmdline: string;
   vcpus: number;
+  /**
+   * Devices the ACPI DSDT describes. A kernel that uses ACPI (hardware-reduced: no 8259) gives a
+   * device an interrupt only through its _CRS, so list every UART and virtio-mmio transport here.
+   */
+  acpiDevices?: AcpiDevices;
 }
 
 export interface BootSetup {
@@ -168,6 +175,8 @@ export interface BootSetup {
   initrd?: Placed;
   e820: E820Entry[];
   mptable: MpTableInfo;
+  /** The ACPI tables in the BIOS area; the RSDP address is also in boot_params.acpi_rsdp_addr. */
+  acpi: AcpiTables;
   /** CR3: the identity-map PML4. */
   cr3: bigint;
   /** General registers of the boot vCPU (vCPU 0). */
@@ -182,8 +191,9 @@ export interface BootSetup {
 
 /**
  * Lays out a bootable guest: kernel, initrd (top of low RAM), command line (0x20000), zero page
- * (0x7000) with the e820 map, GDT/IDT (0x500/0x520), identity page tables (0x9000..0xbfff) and the
- * MP table (0x9fc00). Validates everything first; a BootError leaves guest memory untouched.
+ * (0x7000) with the e820 map, GDT/IDT (0x500/0x520), identity page tables (0x9000..0xbfff), the
+ * MP table (0x9fc00, for kernels without ACPI or booted with acpi=off) and the ACPI tables
+ * (0xe0000). Validates everything first; a BootError leaves guest memory untouched.
  */
 export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
   checkVcpuCount(config.vcpus);
@@ -202,6 +212,10 @@ export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
   if (!memory.contains(mp.info.addr, mp.bytes.byteLength)) {
     throw new BootError('bad-memory-layout', `the MP table (${mp.bytes.byteLength} bytes at ${hex(mp.info.addr)}) is not inside guest RAM`);
   }
+  const acpi = buildAcpiTables({ cpus: config.vcpus, ioapicId: mp.info.ioapicId, ...(config.acpiDevices ? { devices: config.acpiDevices } : {}) });
+  if (!memory.contains(ACPI_AREA_START, acpi.end - ACPI_AREA_START)) {
+    throw new BootError('bad-memory-layout', `the ACPI tables (${hex(ACPI_AREA_START)}..${hex(acpi.end)}) are not inside guest RAM`);
+  }
 
   // Everything checked: write.
   writeKernel(memory, kernel, config.kernel);
@@ -213,7 +227,7 @@ export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
   memory.write(CMDLINE_ADDR, cmdlineBytes);
   memory.writeU8(CMDLINE_ADDR + cmdlineBytes.byteLength, 0);
   const cmdline: Placed = { addr: CMDLINE_ADDR, size: cmdlineBytes.byteLength + 1 };
-  const zp: Parameters<typeof buildZeroPage>[0] = { cmdline, e820 };
+  const zp: Parameters<typeof buildZeroPage>[0] = { cmdline, e820, acpiRsdpAddr: acpi.rsdpAddr };
   if (kernel.setupHeader) {
     zp.setupHeader = kernel.setupHeader;
     zp.kernelLoadAddr = kernel.loadAddr;
@@ -223,6 +237,7 @@ export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
   writeGdtAndIdt(memory);
   const cr3 = writeIdentityPageTables(memory);
   memory.write(mp.info.addr, mp.bytes);
+  for (const t of acpi.tables) memory.write(t.addr, t.bytes);
 
   const vcpus = config.vcpus;
   const setup: BootSetup = {
@@ -232,6 +247,7 @@ export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
     cmdline,
     e820,
     mptable: mp.info,
+    acpi,
     cr3,
     regs: () => bootRegs(kernel.entry, ZERO_PAGE_ADDR),
     sregs: (base) => longModeSregs(base, cr3),

@@ -8,6 +8,7 @@
 //   0x0000_9000  PML4 / 0xa000 PDPT / 0xb000 PD: identity map of [0, 1 GiB) with 2 MiB pages
 //   0x0002_0000  kernel command line        CMDLINE_ADDR .. + CMDLINE_MAX_SIZE
 //   0x0009_fc00  EBDA: MP table             MPTABLE_ADDR (e820: reserved up to 1 MiB)
+//   0x000e_0000  ACPI tables: RSDP, then XSDT/FADT/MADT/DSDT   ACPI_AREA_START .. ACPI_AREA_END
 //   0x0010_0000  kernel (bzImage protected-mode part / vmlinux segments at their p_paddr)
 //   ...          initrd at the top of low RAM, below initrd_addr_max and the MMIO gap
 //   0xd000_0000  32-bit MMIO gap: virtio-mmio slots of 4 KiB from here, IOAPIC 0xfec0_0000,
@@ -44,6 +45,15 @@ export const CMDLINE_MAX_SIZE = 0x10000;
 /** Extended BIOS data area: the last 1 KiB below 640 KiB. The MP table starts here. */
 export const EBDA_ADDR = 0x9fc00;
 export const MPTABLE_ADDR = EBDA_ADDR;
+/**
+ * The BIOS read-only area [0xe0000, 1 MiB), reserved in the e820 map, holds the ACPI tables. The
+ * RSDP comes first, on a 16-byte boundary, where Linux's legacy scan looks for it (ACPI 6.5
+ * §5.2.5.1: "the 16-byte boundaries of ... 0E0000h to 0FFFFFh"); the kernel is also told its
+ * address through boot_params.acpi_rsdp_addr.
+ */
+export const ACPI_AREA_START = 0xe0000;
+export const ACPI_AREA_END = 0x100000;
+export const ACPI_RSDP_ADDR = ACPI_AREA_START;
 /** First address above the legacy BIOS/VGA area; the kernel is loaded here. */
 export const HIMEM_START = 0x100000;
 export const KERNEL_LOAD_ADDR = HIMEM_START;
@@ -70,6 +80,23 @@ export const LAPIC_SIZE = 0x1000;
 export const KVM_TSS_ADDR = 0xfffb_d000;
 /** KVM_SET_IDENTITY_MAP_ADDR: one page, just below the TSS pages. */
 export const KVM_IDENTITY_MAP_ADDR = 0xfffb_c000;
+
+/**
+ * ACPI hardware-reduced power management registers, one byte each in I/O space, served by
+ * devices/legacy/acpi-pm.ts and announced in the FADT (ACPI 6.5 §4.8.3.7, §4.8.3.6):
+ *   0x600 SLEEP_CONTROL_REG: SLP_TYP (bits 2..4) and SLP_EN (bit 5); S5 + SLP_EN powers off
+ *   0x601 SLEEP_STATUS_REG:  WAK_STS (bit 7), write 1 to clear
+ *   0x602 RESET_REG:         ACPI_RESET_VALUE resets the machine (Linux `reboot=a`)
+ * (0x600 is free on a PC and is where Cloud Hypervisor puts its sleep/reset register too.)
+ */
+export const ACPI_PM_PORT = 0x600;
+export const ACPI_PM_PORT_LENGTH = 3;
+export const ACPI_SLEEP_CONTROL_PORT = ACPI_PM_PORT;
+export const ACPI_SLEEP_STATUS_PORT = ACPI_PM_PORT + 1;
+export const ACPI_RESET_PORT = ACPI_PM_PORT + 2;
+export const ACPI_RESET_VALUE = 0x01;
+/** The SLP_TYP value the DSDT's \_S5_ package gives for soft-off (the value is ours to choose). */
+export const ACPI_S5_SLP_TYP = 5;
 
 /** IOAPIC pins: 0..23. Legacy devices use 0..15 (serial 4, i8042 1/12); virtio-mmio gets 5..23. */
 export const IOAPIC_NUM_PINS = 24;
