@@ -6,9 +6,10 @@ import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { BOOT_FPU, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
-import { VirtioMmioHost } from './virtio-host.js';
-import { Serial8250, SERIAL_IRQ_COM1 } from '../devices/legacy/serial.js';
+import { VirtioMmioHost, VIRTIO_MMIO_SIZE } from './virtio-host.js';
+import { Serial8250, SERIAL_IRQ_COM1, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../devices/legacy/serial.js';
 import { I8042 } from '../devices/legacy/i8042.js';
+import { AcpiPm } from '../devices/legacy/acpi-pm.js';
 import type { BusStats } from '../vmm/bus.js';
 import { EventFd } from '../vmm/eventfd.js';
 import { GuestMemory } from '../vmm/guest-memory.js';
@@ -50,6 +51,7 @@ export class Machine {
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
   private readonly serialState = Serial8250.createState();
   private readonly i8042State = I8042.createState();
+  private readonly acpiPmState = AcpiPm.createState();
   private readonly serialIrq = new EventFd();
   private readonly workers: Worker[] = [];
   private endReason: { reason: MachineEndReason; detail: string } | undefined;
@@ -95,7 +97,12 @@ export class Machine {
       const virtio = devices.map((d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory));
       owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
       const cmdline = [config.cmdline, ...virtio.map((h) => h.cmdline)].join(' ');
-      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline, vcpus: config.vcpus });
+      // A kernel that uses ACPI learns the UART's and each transport's interrupt from the DSDT.
+      const acpiDevices = {
+        serial: [{ port: SERIAL_PORT_COM1, length: SERIAL_PORT_LENGTH, gsi: SERIAL_IRQ_COM1 }],
+        virtioMmio: virtio.map((h) => ({ base: h.base, size: VIRTIO_MMIO_SIZE, gsi: h.gsi })),
+      };
+      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline, vcpus: config.vcpus, acpiDevices });
       const supported = kvm.supportedCpuid();
       const msrs = boot.msrs(kvm.msrIndexList()).entries;
       const vcpus: Vcpu[] = [];
@@ -162,6 +169,7 @@ export class Machine {
       control: this.control.buffer as SharedArrayBuffer,
       serialState: this.serialState,
       i8042State: this.i8042State,
+      acpiPmState: this.acpiPmState,
       serialIrqFd: this.serialIrq.fd,
       consoleFd: this.config.consoleFd,
       memory: this.memory.regionList.map((r, i) => ({ mappingId: (this.mappings[i] as HostMapping).id, guestPhysAddr: r.guestPhysAddr })),

@@ -11,6 +11,8 @@ export interface VcpuWorkerInit {
   control: SharedArrayBuffer;
   serialState: SharedArrayBuffer;
   i8042State: SharedArrayBuffer;
+  /** ACPI sleep/reset registers (WAK_STS). */
+  acpiPmState: SharedArrayBuffer;
   /** eventfd registered as the UART's irqfd (owned by the main thread). */
   serialIrqFd: number;
   /** fd the guest console writes to. */

@@ -30,12 +30,13 @@ try {
   const vcpu = Vcpu.attach(init.vcpuId);
   const serialIrq = EventFd.borrow(init.serialIrqFd);
   const pio = legacyPioBus(
-    { serial: init.serialState, i8042: init.i8042State },
+    { serial: init.serialState, i8042: init.i8042State, acpiPm: init.acpiPmState },
     {
       console: { write: (b) => writeAll(init.consoleFd, b) },
       serialIrq: { trigger: () => serialIrq.signal() },
       reset: { reset: () => requestStop(control, 2) },
       bootTimer: { bootComplete: () => post({ type: 'boot-complete', index: init.index, atEpochMs: performance.timeOrigin + performance.now() }) },
+      acpiPm: { powerOff: () => requestStop(control, 3), reset: () => requestStop(control, 2) },
     },
   );
   const mappings = init.memory.map((m) => ({ guestPhysAddr: m.guestPhysAddr, mapping: HostMapping.attach(m.mappingId) }));

@@ -5,6 +5,8 @@ import { Worker } from 'node:worker_threads';
 import { Serial8250, SERIAL_FIFO_SIZE } from '../../src/devices/legacy/serial.js';
 import { I8042 } from '../../src/devices/legacy/i8042.js';
 import { BootTimer, BOOT_TIMER_MAGIC } from '../../src/devices/legacy/boot-timer.js';
+import { AcpiPm, ACPI_PM_PORT, ACPI_PM_PORT_LENGTH } from '../../src/devices/legacy/acpi-pm.js';
+import { legacyPioBus } from '../../src/machine/legacy-buses.js';
 
 function serial(): { dev: Serial8250; out: number[]; irqs: { n: number }; state: SharedArrayBuffer } {
   const out: number[] = [];
@@ -133,6 +135,90 @@ test('boot timer: only the magic byte counts', () => {
   assert.is(n, 0);
   t.write(0, Uint8Array.of(BOOT_TIMER_MAGIC));
   assert.is(n, 1);
+});
+
+function acpiPm(): { dev: AcpiPm; calls: string[]; state: SharedArrayBuffer } {
+  const calls: string[] = [];
+  const state = AcpiPm.createState();
+  const dev = new AcpiPm(state, { powerOff: () => calls.push('poweroff'), reset: () => calls.push('reset') });
+  return { dev, calls, state };
+}
+const rdb = (d: AcpiPm, off: number): number => {
+  const b = new Uint8Array(1);
+  d.read(off, b);
+  return b[0] as number;
+};
+
+test('acpi-pm: what ACPICA does to power off (clear WAK_STS, then S5|SLP_EN) ends the VM once', () => {
+  const { dev, calls } = acpiPm();
+  // acpi_hw_extended_sleep: write WAK_STS to the status register, then (SLP_TYP << 2) | SLP_EN.
+  dev.write(1, Uint8Array.of(0x80));
+  assert.equal(calls, []);
+  dev.write(0, Uint8Array.of((5 << 2) | 0x20));
+  assert.equal(calls, ['poweroff']);
+});
+
+test('acpi-pm: S5 without SLP_EN, other sleep types and wide accesses do not power off', () => {
+  const { dev, calls } = acpiPm();
+  dev.write(0, Uint8Array.of(5 << 2)); // SLP_TYP without SLP_EN
+  dev.write(0, Uint8Array.of(0x34, 0)); // 2-byte access
+  dev.write(0, Uint8Array.of(0x20)); // S0 + SLP_EN
+  dev.write(0, Uint8Array.of((3 << 2) | 0x20)); // S3
+  dev.write(0, Uint8Array.of((7 << 2) | 0x20)); // type 7
+  dev.write(3, Uint8Array.of(0x34)); // past the registers
+  assert.equal(calls, []);
+  assert.is(dev.unsupportedSleeps, 3);
+});
+
+test('acpi-pm: an unsupported sleep wakes at once (WAK_STS set) so a waiting guest goes on; write 1 clears it', () => {
+  const { dev, state } = acpiPm();
+  assert.is(rdb(dev, 1), 0, 'WAK_STS clear after power-on');
+  dev.write(0, Uint8Array.of((1 << 2) | 0x20)); // S1
+  assert.is(rdb(dev, 1), 0x80);
+  dev.write(1, Uint8Array.of(0x7f)); // writing 0 to bit 7 leaves it
+  assert.is(rdb(dev, 1), 0x80);
+  // Shared state: another thread's device object sees the same register.
+  const other = new AcpiPm(state, { powerOff: () => {}, reset: () => {} });
+  assert.is(rdb(other, 1), 0x80);
+  other.write(1, Uint8Array.of(0x80));
+  assert.is(rdb(dev, 1), 0);
+  assert.is(rdb(dev, 0), 0, 'the control register reads 0 (write-only)');
+  assert.is(rdb(dev, 2), 0, 'the reset register reads 0');
+  const wide = new Uint8Array(2).fill(0xaa);
+  dev.read(1, wide);
+  assert.equal(Array.from(wide), [0, 0], 'a wide read returns 0');
+});
+
+test('acpi-pm: RESET_VALUE on the reset register resets; other values do not', () => {
+  const { dev, calls } = acpiPm();
+  dev.write(2, Uint8Array.of(0x00));
+  dev.write(2, Uint8Array.of(0xfe));
+  dev.write(2, Uint8Array.of(0x01, 0x00));
+  assert.equal(calls, []);
+  dev.write(2, Uint8Array.of(0x01));
+  assert.equal(calls, ['reset']);
+});
+
+test('acpi-pm on the legacy PIO bus: ports 0x600..0x602, S5 reaches the power-off sink', () => {
+  const calls: string[] = [];
+  const pio = legacyPioBus(
+    { serial: Serial8250.createState(), i8042: I8042.createState(), acpiPm: AcpiPm.createState() },
+    {
+      console: { write: () => {} },
+      serialIrq: { trigger: () => {} },
+      reset: { reset: () => calls.push('i8042 reset') },
+      bootTimer: { bootComplete: () => {} },
+      acpiPm: { powerOff: () => calls.push('poweroff'), reset: () => calls.push('acpi reset') },
+    },
+  );
+  assert.is(ACPI_PM_PORT, 0x600);
+  assert.is(ACPI_PM_PORT_LENGTH, 3);
+  pio.write(0x601, Uint8Array.of(0x80));
+  pio.write(0x600, Uint8Array.of(0x34));
+  pio.write(0x602, Uint8Array.of(0x01));
+  assert.equal(calls, ['poweroff', 'acpi reset']);
+  const dev = pio.stats().devices.find((d) => d.name === 'acpi-pm');
+  assert.equal(dev, { name: 'acpi-pm', base: 0x600, reads: 0, writes: 3 });
 });
 
 test.run();
