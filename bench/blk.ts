@@ -1,0 +1,362 @@
+// virtio-blk benchmark (issue 6): sequential read/write MiB/s and 4 KiB random read/write IOPS
+// measured inside the kernels/ guest by test/guest/blkbench.c (O_DIRECT on the disk), for tsvmm
+// and for QEMU's microvm with virtio-blk-device, on the same kernel, initramfs, command line,
+// guest RAM and raw image file; rounds interleaved (tsvmm, qemu, tsvmm, qemu, ...) so that load
+// from elsewhere falls on both alike. Reports medians per figure, tsvmm/QEMU ratios, the guest's
+// interrupts per request for each VMM, and tsvmm's exits to user space per request (--stats of
+// each boot minus those of a baseline boot that does everything but the tests).
+//
+// Where this host boots Linux:     node dist/bench/blk.js [--rounds 3] [--json FILE]
+// Inside the test bed, from here:  node dist/bench/blk.js --testbed [--rounds 3]
+//   (runs this same program in the nested-KVM test bed and writes bench/results/blk-testbed.json
+//   here, the bed's view of the project being read-only; inside the bed the JSON travels back as
+//   one `BLK-JSON {...}` console line)
+import { spawn, execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { packageRoot } from '../src/package-root.js';
+import { findGuestKernel } from '../src/check/guest-kernel.js';
+import { hostInfo } from '../src/check/host.js';
+import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
+import { exitsPerRequest, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+
+const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
+const MEMORY_MIB = 256;
+const JSON_PREFIX = 'BLK-JSON ';
+const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
+const USAGE = `usage: node dist/bench/blk.js [--testbed] [--rounds N] [--seconds S] [--size MiB] [--tests LIST]
+       [--qemu-cache LIST] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+  --testbed         run inside the nested-KVM test bed (this host's /dev/kvm cannot boot Linux)
+  --rounds N        boots of each VMM, interleaved (default 3)
+  --seconds S       duration of each test in the guest (default 3)
+  --size MiB        scratch disk size (default 256)
+  --tests LIST      blkbench tests, TEST[:QD] comma-separated (default ${DEFAULT_TESTS})
+  --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
+                    'none' needs O_DIRECT, which the test bed's tmpfs /tmp refuses)
+  --kernel/--initrd the guest (default: what kernels/build.sh built)
+  --tools F         the ext4 tools disk of test/guest/build.sh (default: build or find it)
+  --json FILE       where to write the results (default bench/results/blk-testbed.json with
+                    --testbed, else bench/results/blk-native.json; inside the bed: none)`;
+
+interface Options {
+  rounds: number;
+  seconds: number;
+  sizeMiB: number;
+  tests: string[];
+  qemuCaches: string[];
+  kernel: string;
+  initrd: string;
+  tools: string;
+  json: string | undefined;
+  vmTimeoutS: number;
+}
+
+function positive(name: string, v: string | undefined, dflt: number, integer = true): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} ${v}: expected a positive ${integer ? 'integer' : 'number'}\n${USAGE}`);
+  return n;
+}
+
+/** The tools disk: --tools, else test/guest/build.sh (which builds it once, then finds it). */
+function toolsImage(given: string | undefined): string {
+  if (given) return given;
+  const out = execFileSync('bash', [join(packageRoot(), 'test', 'guest', 'build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const tools = out.trim().split('\n').pop();
+  if (!tools?.endsWith('tools.ext4')) throw new Error(`test/guest/build.sh printed no tools image:\n${out}`);
+  return tools;
+}
+
+function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forward: string[] } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      testbed: { type: 'boolean' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      size: { type: 'string' },
+      tests: { type: 'string' },
+      'qemu-cache': { type: 'string' },
+      kernel: { type: 'string' },
+      initrd: { type: 'string' },
+      tools: { type: 'string' },
+      json: { type: 'string' },
+      'vm-timeout': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const tests = (values.tests ?? DEFAULT_TESTS).split(',').filter(Boolean);
+  for (const t of tests) if (!/^(seq|rand)(read|write)(:\d+)?$/.test(t)) throw new Error(`--tests: '${t}' is not TEST[:QD] (seqread, seqwrite, randread, randwrite)`);
+  const qemuCaches = (values['qemu-cache'] ?? 'writeback').split(',').filter(Boolean);
+  for (const c of qemuCaches) if (!/^(none|writeback|writethrough|directsync|unsafe)$/.test(c)) throw new Error(`--qemu-cache: '${c}' is not a QEMU cache mode`);
+  let kernel = values.kernel;
+  let initrd = values.initrd;
+  if (!kernel || !initrd) {
+    const k = findGuestKernel();
+    if (!k) throw new Error('the guest kernel is not built: npm run kernel (or pass --kernel and --initrd)');
+    kernel ??= k.bzImage;
+    initrd ??= k.initramfs;
+  }
+  const opts: Options = {
+    rounds: positive('rounds', values.rounds, 3),
+    seconds: positive('seconds', values.seconds, 3, false),
+    sizeMiB: positive('size', values.size, 256),
+    tests,
+    qemuCaches,
+    kernel,
+    initrd,
+    tools: toolsImage(values.tools),
+    json: values.json,
+    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 600),
+  };
+  // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,
+  // and building there would be slow), no --testbed, no --json (written here).
+  const forward = [
+    '--rounds', String(opts.rounds), '--seconds', String(opts.seconds), '--size', String(opts.sizeMiB),
+    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--kernel', kernel, '--initrd', initrd,
+    '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
+  ];
+  return { opts, testbed: values.testbed ?? false, forward };
+}
+
+/** A raw image of `mib` MiB whose every page is written (so tmpfs or a sparse file allocates it
+ * now, not during the first VMM's write test), with non-zero data. */
+function makeScratch(dir: string, mib: number): string {
+  const path = join(dir, 'scratch.img');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 251 + 17) & 0xff;
+  const fd = openSync(path, 'w');
+  try {
+    for (let i = 0; i < mib; i++) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/** The shell line typed at the guest's prompt: find the read-only tools disk and the writable
+ * scratch disk (the order of virtio-mmio devices differs between VMMs), mount the tools, run.
+ * The console echoes what is typed, so a marker the host looks for is computed by the shell
+ * ($((6*7))): the echo of the line cannot match it. */
+function guestScript(opts: Options, run: boolean): string {
+  const find = 'for d in /sys/block/vd*; do if [ "$(cat $d/ro)" = 1 ]; then T=${d##*/}; else S=${d##*/}; fi; done';
+  const mount = 'mkdir -p /mnt/t && mount -t ext4 -o ro /dev/$T /mnt/t';
+  const bench = run ? `/mnt/t/blkbench /dev/$S ${opts.seconds} ${opts.tests.join(' ')}` : 'test -x /mnt/t/blkbench && echo BLKBENCH-BASELINE-$((6*7))';
+  return `${find}; ${mount} && ${bench}\nexit\n`;
+}
+
+interface Boot {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+}
+
+/** Spawns a VMM, types `script` at the first shell prompt, and waits for it to end. */
+function boot(cmd: string, args: string[], script: string, timeoutS: number): Promise<Boot> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let typed = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      // Typed only at the prompt: input sent before the guest's UART driver starts is lost.
+      if (!typed && /\/ # /.test(stdout)) {
+        typed = true;
+        child.stdin.write(script);
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.on('error', () => undefined); // the VMM may exit before reading it all
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6 });
+    });
+  });
+}
+
+const tail = (b: Boot): string => `\n--- console ---\n${b.stdout.slice(-2000)}\n--- stderr ---\n${b.stderr.slice(-2000)}`;
+
+interface Variant {
+  name: string;
+  cmd: string;
+  args: string[];
+}
+
+function variants(opts: Options, scratch: string): Variant[] {
+  const tsvmm: Variant = {
+    name: 'tsvmm',
+    cmd: process.execPath,
+    args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
+      '--disk', scratch, '--disk', `${opts.tools}:ro`, '--stats'],
+  };
+  // The QEMU line of bench/boot.ts plus two virtio-blk-device disks on the microvm's virtio-mmio
+  // transports (which QEMU announces on the kernel command line itself); aio=threads is QEMU's
+  // thread-pool backend, the counterpart of tsvmm's libuv threadpool.
+  const qemu = (cache: string): Variant => ({
+    name: `qemu-${cache}`,
+    cmd: 'qemu-system-x86_64',
+    args: ['-enable-kvm', '-M', 'microvm,acpi=off', '-cpu', 'host', '-m', String(MEMORY_MIB), '-smp', '1', '-nodefaults', '-no-user-config', '-nographic',
+      '-serial', 'stdio', '-no-reboot', '-device', 'i8042', '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', CMDLINE,
+      '-drive', `file=${scratch},if=none,id=scratch,format=raw,cache=${cache},aio=threads`, '-device', 'virtio-blk-device,drive=scratch',
+      '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
+  });
+  return [tsvmm, ...opts.qemuCaches.map(qemu)];
+}
+
+/** Why a boot's figures cannot be used, or undefined when they can. */
+function invalid(v: Variant, b: Boot, opts: Options): string | undefined {
+  // Nested guests in the test bed stall now and then (test/bed: a timer interrupt that does not
+  // come for tens of seconds; the guest reports an RCU stall when it wakes up). A stall during a
+  // timed test would be measured as the VMM's slowness: such a boot is discarded and redone.
+  const stall = /rcu: INFO|self-detected stall|soft lockup|hung_task/.exec(b.stdout);
+  if (stall) return `the guest stalled ("${stall[0]}")`;
+  const g = parseGuestOutput(b.stdout);
+  if (!g.done) return `blkbench did not finish (exit ${b.code})`;
+  if (g.device?.bytes !== opts.sizeMiB * 1024 * 1024) return `the guest benchmarked ${g.device?.path} of ${g.device?.bytes} bytes, not the ${opts.sizeMiB} MiB scratch disk`;
+  if (g.results.length !== opts.tests.length) return `${g.results.length} results for ${opts.tests.length} tests`;
+  if (b.code !== 0) return `${v.name} exited with ${b.code}`;
+  return undefined;
+}
+
+/** Up to ATTEMPTS boots until one gives usable figures; the discarded ones are recorded. */
+const ATTEMPTS = 3;
+async function bootValid(v: Variant, script: string, opts: Options, check: (b: Boot) => string | undefined, discarded: object[], label: string): Promise<Boot> {
+  for (let attempt = 1; ; attempt++) {
+    const b = await boot(v.cmd, v.args, script, opts.vmTimeoutS);
+    const why = check(b);
+    if (!why) return b;
+    discarded.push({ variant: v.name, what: label, attempt, reason: why, wallMs: b.wallMs });
+    process.stderr.write(`[blk] ${label} ${v.name}: discarded (${why})${attempt < ATTEMPTS ? ', booting again' : ''}\n`);
+    if (attempt >= ATTEMPTS) throw new Error(`${v.name}: ${why} in ${ATTEMPTS} boots${tail(b)}`);
+  }
+}
+
+async function measure(opts: Options): Promise<object> {
+  const startedAt = new Date().toISOString();
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blkbench-'));
+  try {
+    const say = (s: string): boolean => process.stderr.write(`[blk] ${s}\n`);
+    const scratch = makeScratch(dir, opts.sizeMiB);
+    const vs = variants(opts, scratch);
+    const tsvmm = vs[0] as Variant;
+    say(`scratch disk ${scratch} (${opts.sizeMiB} MiB), tools ${opts.tools}; ${opts.tests.length} tests x ${opts.seconds} s per boot`);
+    // The baseline: the same boot, prompt, disk discovery and mount, but no tests.
+    const discarded: object[] = [];
+    const b0 = await bootValid(tsvmm, guestScript(opts, false), opts, (b) => {
+      if (/rcu: INFO|self-detected stall/.test(b.stdout)) return 'the guest stalled';
+      return b.code === 0 && /BLKBENCH-BASELINE-42/.test(b.stdout) ? undefined : `the tools disk was not mounted (exit ${b.code})`;
+    }, discarded, 'baseline');
+    const baseline: TsvmmStats = parseTsvmmStats(b0.stderr);
+    say(`tsvmm baseline boot (no tests): ${(b0.wallMs / 1000).toFixed(1)} s, ${baseline.vcpuExits} exits to user space`);
+    const runs: VmmRun[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const v of vs) {
+        const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
+        const guest = parseGuestOutput(b.stdout);
+        const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest };
+        if (v === tsvmm) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
+        runs.push(run);
+        say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
+      }
+    }
+    const names = vs.map((v) => v.name);
+    const figures = summarise(runs, names);
+    const exits = exitsPerRequest(runs);
+    console.log(`\nvirtio-blk in the guest, ${opts.rounds} rounds interleaved, ${opts.seconds} s per test, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
+    console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
+    console.log(formatTable(figures, names));
+    if (exits) {
+      console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${opts.rounds}; ${exits.requests.toFixed(0)} requests a boot):`);
+      console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);
+      for (const [k, x] of Object.entries(exits.otherDevices)) if (Math.abs(x) >= 0.0005) console.log(`  ${k}: ${x.toFixed(3)}`);
+    }
+    return {
+      tool: 'bench/blk.ts',
+      version: 1,
+      startedAt,
+      host: hostInfo(),
+      kernel: opts.kernel,
+      initrd: opts.initrd,
+      tools: opts.tools,
+      cmdline: CMDLINE,
+      memoryMiB: MEMORY_MIB,
+      diskMiB: opts.sizeMiB,
+      secondsPerTest: opts.seconds,
+      rounds: opts.rounds,
+      tests: opts.tests,
+      qemuVersion: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0],
+      commands: Object.fromEntries(vs.map((v) => [v.name, [v.cmd, ...v.args]])),
+      figures,
+      tsvmmExitsPerRequest: exits ?? null,
+      baselineTsvmmStats: baseline,
+      discardedBoots: discarded,
+      runs,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** --testbed: this program again, inside the nested-KVM test bed; the JSON comes back on the console. */
+async function viaTestBed(forward: string[], json: string): Promise<number> {
+  const { runInTestBed, ensureTestBed } = await import('../test/bed/index.js');
+  const bed = await ensureTestBed();
+  const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward].map(quote).join(' ');
+  let pending = '';
+  const r = await runInTestBed({
+    command,
+    cwd: packageRoot(),
+    timeoutMs: 3 * 3600 * 1000,
+    bed,
+    // Echo everything but the (long) JSON line.
+    onOutput: (chunk) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const l of lines) if (!l.startsWith(JSON_PREFIX)) process.stdout.write(`${l}\n`);
+    },
+  });
+  const line = r.output.split('\n').find((l) => l.startsWith(JSON_PREFIX));
+  if (r.reason !== 'exited' || r.exitCode !== 0 || !line) {
+    console.error(`[blk] the run in the test bed failed: ${r.message}`);
+    return 1;
+  }
+  const data: unknown = JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, ''));
+  writeFileSync(json, `${JSON.stringify(data, null, 2)}\n`);
+  console.error(`[blk] wrote ${json}`);
+  return 0;
+}
+
+async function main(): Promise<number> {
+  const { opts, testbed, forward } = parseOptions(process.argv.slice(2));
+  const inBed = process.env.TSVMM_WHERE === 'testbed';
+  if (testbed && !inBed) return viaTestBed(forward, opts.json ?? join(packageRoot(), 'bench', 'results', 'blk-testbed.json'));
+  const result = await measure(opts);
+  if (inBed) console.log(`${JSON_PREFIX}${JSON.stringify(result)}`);
+  const json = opts.json ?? (inBed ? undefined : join(packageRoot(), 'bench', 'results', 'blk-native.json'));
+  if (json) {
+    writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+    console.error(`[blk] wrote ${json}`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,126 @@
+// Summaries and the printed table of the block benchmark (bench/blk.ts): medians over rounds per
+// figure and VMM, the tsvmm/QEMU ratio (higher is better for tsvmm), and per-request counts.
+import { max, median, min } from '../stats.js';
+import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
+
+/** One boot of one VMM that ran the whole test list. */
+export interface VmmRun {
+  variant: string;
+  round: number;
+  /** Host wall time of the boot, spawn to exit. */
+  wallMs: number;
+  guest: GuestRun;
+  /** tsvmm only: --stats of this boot minus the baseline boot's (what the tests added). */
+  tsvmmDelta?: TsvmmStats;
+}
+
+export interface FigureSummary {
+  id: string;
+  test: GuestResult['test'];
+  qd: number;
+  bs: number;
+  unit: 'MiB/s' | 'IOPS';
+  /** Per variant: the figure of every round, and their median/min/max. */
+  variants: Record<string, { samples: number[]; median: number; min: number; max: number; interruptsPerRequest: number | null }>;
+  /** tsvmm median / each QEMU variant's median. */
+  ratios: Record<string, number>;
+}
+
+export const figureId = (r: Pick<GuestResult, 'test' | 'qd'>): string => `${r.test}-qd${r.qd}`;
+const unitOf = (test: GuestResult['test']): 'MiB/s' | 'IOPS' => (test.startsWith('seq') ? 'MiB/s' : 'IOPS');
+const valueOf = (r: GuestResult): number => (r.test.startsWith('seq') ? r.mibps : r.iops);
+
+export function summarise(runs: readonly VmmRun[], variants: readonly string[], base = 'tsvmm'): FigureSummary[] {
+  const order: string[] = [];
+  const byId = new Map<string, FigureSummary>();
+  for (const run of runs) {
+    for (const r of run.guest.results) {
+      const id = figureId(r);
+      let f = byId.get(id);
+      if (!f) {
+        f = { id, test: r.test, qd: r.qd, bs: r.bs, unit: unitOf(r.test), variants: {}, ratios: {} };
+        byId.set(id, f);
+        order.push(id);
+      }
+      const v = (f.variants[run.variant] ??= { samples: [], median: 0, min: 0, max: 0, interruptsPerRequest: null });
+      v.samples.push(valueOf(r));
+    }
+  }
+  for (const f of byId.values()) {
+    for (const [name, v] of Object.entries(f.variants)) {
+      v.median = median(v.samples);
+      v.min = min(v.samples);
+      v.max = max(v.samples);
+      const perReq = runs
+        .filter((run) => run.variant === name)
+        .flatMap((run) => run.guest.results.filter((r) => figureId(r) === f.id && r.requests > 0 && r.interrupts >= 0))
+        .map((r) => r.interrupts / r.requests);
+      v.interruptsPerRequest = perReq.length ? median(perReq) : null;
+    }
+    const b = f.variants[base];
+    for (const name of variants) {
+      const v = f.variants[name];
+      if (name !== base && b && v && v.median > 0) f.ratios[name] = b.median / v.median;
+    }
+  }
+  return order.map((id) => byId.get(id) as FigureSummary);
+}
+
+/** Exits to user space that tsvmm took per block request, from the baseline-subtracted --stats. */
+export interface ExitsPerRequest {
+  /** Requests the scratch disk served during the tests (median over rounds). */
+  requests: number;
+  /** All exits to user space per request (every vCPU, every device). */
+  allExits: number;
+  /** Exits to the scratch disk's virtio-mmio registers per request. */
+  diskMmioExits: number;
+  /** Interrupts tsvmm raised for the scratch disk per request. */
+  interrupts: number;
+  /** The other devices' exits per request, keyed as in --stats. */
+  otherDevices: Record<string, number>;
+}
+
+export function exitsPerRequest(runs: readonly VmmRun[], disk = 'virtio-blk0'): ExitsPerRequest | undefined {
+  const deltas = runs.flatMap((r) => (r.tsvmmDelta ? [r.tsvmmDelta] : []));
+  const per = (f: (s: TsvmmStats) => number): number => median(deltas.map((s) => f(s) / (s.disks[disk]?.requests ?? NaN)));
+  if (deltas.length === 0 || deltas.some((s) => !((s.disks[disk]?.requests ?? 0) > 0))) return undefined;
+  const diskKey = (s: TsvmmStats): string | undefined => Object.keys(s.devices).find((k) => k.startsWith('mmio ') && k.endsWith(` ${disk}`));
+  const others = new Set(deltas.flatMap((s) => Object.keys(s.devices).filter((k) => k !== diskKey(s))));
+  const otherDevices: Record<string, number> = {};
+  for (const k of others) otherDevices[k] = per((s) => s.devices[k] ?? 0);
+  return {
+    requests: median(deltas.map((s) => s.disks[disk]?.requests ?? 0)),
+    allExits: per((s) => s.vcpuExits),
+    diskMmioExits: per((s) => {
+      const k = diskKey(s);
+      return k ? (s.devices[k] ?? 0) : 0;
+    }),
+    interrupts: per((s) => s.disks[disk]?.interrupts ?? 0),
+    otherDevices,
+  };
+}
+
+const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+/** The table: one row per figure, tsvmm and each QEMU variant (median [min-max]), ratios. */
+export function formatTable(figures: readonly FigureSummary[], variants: readonly string[], base = 'tsvmm'): string {
+  const others = variants.filter((v) => v !== base);
+  const head = ['figure', 'unit', ...variants.map((v) => `${v} median [min-max]`), ...others.map((v) => `${base}/${v}`), ...variants.map((v) => `irq/req ${v}`)];
+  const rows = figures.map((f) => {
+    const cell = (v: string): string => {
+      const s = f.variants[v];
+      return s ? `${fmt(s.median)} [${fmt(s.min)}-${fmt(s.max)}]` : '-';
+    };
+    const ratio = (v: string): string => (f.ratios[v] === undefined ? '-' : `${(f.ratios[v] as number).toFixed(2)}x`);
+    const irq = (v: string): string => {
+      const x = f.variants[v]?.interruptsPerRequest;
+      return x === null || x === undefined ? '-' : x.toFixed(2);
+    };
+    const label = `${f.test.startsWith('seq') ? 'seq' : 'rand'} ${f.test.endsWith('read') ? 'read' : 'write'} ${f.bs >= 1 << 20 ? `${f.bs >> 20} MiB` : `${f.bs >> 10} KiB`} QD${f.qd}`;
+    return [label, f.unit, ...variants.map(cell), ...others.map(ratio), ...variants.map(irq)];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
