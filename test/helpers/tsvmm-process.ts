@@ -1,12 +1,15 @@
 // Runs `tsvmm` as a child process for Linux-booting tests. `dialogue` pairs are [text to wait
 // for on the console, what to type then]: input typed before the guest's UART driver starts
 // would be cleared by it, as on real hardware.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/package-root.js';
 
 export interface TsvmmResult {
   code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The run outlasted its time limit and was stopped by the helper (see runTsvmm). */
+  timedOut: boolean;
   stdout: string;
   stderr: string;
   ms: number;
@@ -14,7 +17,10 @@ export interface TsvmmResult {
 
 export const BOOT_TIMEOUT_MS = 120_000;
 
-export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], timeoutMs = BOOT_TIMEOUT_MS): Promise<TsvmmResult> {
+/** Called with everything the console printed so far, after each chunk (e.g. to kill tsvmm at a moment). */
+export type ConsoleWatcher = (stdout: string, child: ChildProcess) => void;
+
+export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], timeoutMs = BOOT_TIMEOUT_MS, watch?: ConsoleWatcher): Promise<TsvmmResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -28,12 +34,28 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
         step++;
         child.stdin.write(next[1]);
       }
+      watch?.(stdout, child);
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
+    let timedOut = false;
+    // On a timeout, first find out whether the guest still answers on its console (the test bed
+    // sometimes stalls a nested guest: is its tty dead, or is a process stuck?), then ask tsvmm to
+    // stop (SIGTERM: it reports why it ended, and its exit counts with --stats), then kill it.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stdout += `\n[runTsvmm: no end after ${timeoutMs} ms; typing a probe line]\n`;
+      child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
+      setTimeout(() => {
+        stdout += `\n[runTsvmm: probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}; SIGTERM]\n`;
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+      }, 10_000).unref();
+    }, timeoutMs);
+    // EPIPE when tsvmm was killed with input still queued: the result says what happened.
+    child.stdin.on('error', () => undefined);
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, timedOut });
     });
     if (dialogue.length === 0) child.stdin.end();
   });
