@@ -6,11 +6,11 @@
 // interrupts per request for each VMM, and tsvmm's exits to user space per request (--stats of
 // each boot minus those of a baseline boot that does everything but the tests).
 //
-// Where this host boots Linux:     node dist/bench/blk.js [--rounds 3] [--json FILE]
-// Inside the test bed, from here:  node dist/bench/blk.js --testbed [--rounds 3]
-//   (runs this same program in the nested-KVM test bed and writes bench/results/blk-testbed.json
-//   here, the bed's view of the project being read-only; inside the bed the JSON travels back as
-//   one `BLK-JSON {...}` console line)
+//   node dist/bench/blk.js [--rounds 3] [--json FILE]      (npm run bench:blk)
+// Where this host's /dev/kvm cannot boot Linux (kvm-pvm, or none), or with --testbed, it runs
+// itself inside the nested-KVM test bed and writes bench/results/blk-testbed.json here (the bed's
+// view of the project is read-only; inside the bed the JSON travels back as one `BLK-JSON {...}`
+// console line). --native runs it here whatever the host.
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,17 +18,19 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
 import { findGuestKernel } from '../src/check/guest-kernel.js';
-import { hostInfo } from '../src/check/host.js';
+import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
-import { exitsPerRequest, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+import { exitsPerRequest, formatCpuTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+import { cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const MEMORY_MIB = 256;
 const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
-const USAGE = `usage: node dist/bench/blk.js [--testbed] [--rounds N] [--seconds S] [--size MiB] [--tests LIST]
+const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--size MiB] [--tests LIST]
        [--qemu-cache LIST] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
-  --testbed         run inside the nested-KVM test bed (this host's /dev/kvm cannot boot Linux)
+  --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
+  --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
   --seconds S       duration of each test in the guest (default 3)
   --size MiB        scratch disk size (default 256)
@@ -74,6 +76,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     args: argv,
     options: {
       testbed: { type: 'boolean' },
+      native: { type: 'boolean' },
       rounds: { type: 'string' },
       seconds: { type: 'string' },
       size: { type: 'string' },
@@ -122,7 +125,10 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
-  return { opts, testbed: values.testbed ?? false, forward };
+  // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
+  const kind = detectKvm().kind;
+  const testbed = values.testbed ?? (!values.native && (kind === 'kvm-pvm' || kind === 'absent'));
+  return { opts, testbed, forward };
 }
 
 /** A raw image of `mib` MiB whose every page is written (so tmpfs or a sparse file allocates it
@@ -156,9 +162,22 @@ interface Boot {
   stdout: string;
   stderr: string;
   wallMs: number;
+  /** Host CPU of the VMM between consecutive blkbench lines: one entry per test. */
+  cpu: CpuSplit[];
 }
 
-/** Spawns a VMM, types `script` at the first shell prompt, and waits for it to end. */
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux/x86). */
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticksPerSecond;
+}
+
+/**
+ * Spawns a VMM, types `script` at the first shell prompt, and waits for it to end. The VMM's
+ * threads' CPU times are read when each blkbench line (the device line, then one per test)
+ * arrives, so that each test's interval can be charged to the VMM's threads.
+ */
 function boot(cmd: string, args: string[], script: string, timeoutS: number): Promise<Boot> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
@@ -166,8 +185,11 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     let stdout = '';
     let stderr = '';
     let typed = false;
+    const snapshots: Map<number, ThreadTimes>[] = [];
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
+      const marks = stdout.match(/^BLKBENCH-(DEVICE|RESULT) [^\n]*\n/gm)?.length ?? 0;
+      while (child.pid !== undefined && snapshots.length < marks) snapshots.push(threadTimes(child.pid));
       // Typed only at the prompt: input sent before the guest's UART driver starts is lost.
       if (!typed && /\/ # /.test(stdout)) {
         typed = true;
@@ -180,7 +202,9 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6 });
+      const pid = child.pid ?? -1;
+      const cpu = snapshots.slice(1).map((b, i) => cpuBetween(pid, snapshots[i] as Map<number, ThreadTimes>, b, clockTicks()));
+      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu });
     });
   });
 }
@@ -206,7 +230,7 @@ function variants(opts: Options, scratch: string): Variant[] {
   const qemu = (cache: string): Variant => ({
     name: `qemu-${cache}`,
     cmd: 'qemu-system-x86_64',
-    args: ['-enable-kvm', '-M', 'microvm,acpi=off', '-cpu', 'host', '-m', String(MEMORY_MIB), '-smp', '1', '-nodefaults', '-no-user-config', '-nographic',
+    args: ['-name', 'blkbench,debug-threads=on', '-enable-kvm', '-M', 'microvm,acpi=off', '-cpu', 'host', '-m', String(MEMORY_MIB), '-smp', '1', '-nodefaults', '-no-user-config', '-nographic',
       '-serial', 'stdio', '-no-reboot', '-device', 'i8042', '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', CMDLINE,
       '-drive', `file=${scratch},if=none,id=scratch,format=raw,cache=${cache},aio=threads`, '-device', 'virtio-blk-device,drive=scratch',
       '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
@@ -264,7 +288,7 @@ async function measure(opts: Options): Promise<object> {
       for (const v of vs) {
         const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
         const guest = parseGuestOutput(b.stdout);
-        const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest };
+        const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}) };
         if (v === tsvmm) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
         runs.push(run);
         say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
@@ -276,6 +300,8 @@ async function measure(opts: Options): Promise<object> {
     console.log(`\nvirtio-blk in the guest, ${opts.rounds} rounds interleaved, ${opts.seconds} s per test, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
     console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
     console.log(formatTable(figures, names));
+    console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
+    console.log(formatCpuTable(figures, names));
     if (exits) {
       console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${opts.rounds}; ${exits.requests.toFixed(0)} requests a boot):`);
       console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);

@@ -2,6 +2,7 @@
 // figure and VMM, the tsvmm/QEMU ratio (higher is better for tsvmm), and per-request counts.
 import { max, median, min } from '../stats.js';
 import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
+import type { CpuSplit } from './threads.js';
 
 /** One boot of one VMM that ran the whole test list. */
 export interface VmmRun {
@@ -12,6 +13,8 @@ export interface VmmRun {
   guest: GuestRun;
   /** tsvmm only: --stats of this boot minus the baseline boot's (what the tests added). */
   tsvmmDelta?: TsvmmStats;
+  /** Host CPU ms of the VMM process during each test, in the order of guest.results. */
+  cpu?: CpuSplit[];
 }
 
 export interface FigureSummary {
@@ -21,7 +24,15 @@ export interface FigureSummary {
   bs: number;
   unit: 'MiB/s' | 'IOPS';
   /** Per variant: the figure of every round, and their median/min/max. */
-  variants: Record<string, { samples: number[]; median: number; min: number; max: number; interruptsPerRequest: number | null }>;
+  variants: Record<string, {
+    samples: number[];
+    median: number;
+    min: number;
+    max: number;
+    interruptsPerRequest: number | null;
+    /** Host CPU µs per request of the VMM process, by thread role (medians over rounds). */
+    cpuUsPerRequest: CpuSplit | null;
+  }>;
   /** tsvmm median / each QEMU variant's median. */
   ratios: Record<string, number>;
 }
@@ -42,7 +53,7 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[], 
         byId.set(id, f);
         order.push(id);
       }
-      const v = (f.variants[run.variant] ??= { samples: [], median: 0, min: 0, max: 0, interruptsPerRequest: null });
+      const v = (f.variants[run.variant] ??= { samples: [], median: 0, min: 0, max: 0, interruptsPerRequest: null, cpuUsPerRequest: null });
       v.samples.push(valueOf(r));
     }
   }
@@ -56,6 +67,14 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[], 
         .flatMap((run) => run.guest.results.filter((r) => figureId(r) === f.id && r.requests > 0 && r.interrupts >= 0))
         .map((r) => r.interrupts / r.requests);
       v.interruptsPerRequest = perReq.length ? median(perReq) : null;
+      const cpu = runs
+        .filter((run) => run.variant === name && run.cpu)
+        .flatMap((run) => run.guest.results.flatMap((r, i) => {
+          const c = run.cpu?.[i];
+          return figureId(r) === f.id && c && r.requests > 0 ? [{ c, n: r.requests }] : [];
+        }));
+      const us = (k: keyof CpuSplit): number => median(cpu.map(({ c, n }) => (c[k] * 1000) / n));
+      v.cpuUsPerRequest = cpu.length ? { main: us('main'), vcpu: us('vcpu'), other: us('other'), total: us('total') } : null;
     }
     const b = f.variants[base];
     for (const name of variants) {
@@ -122,5 +141,21 @@ export function formatTable(figures: readonly FigureSummary[], variants: readonl
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+/** Host CPU per request: main thread / vCPU thread / other threads = total, µs (medians). */
+export function formatCpuTable(figures: readonly FigureSummary[], variants: readonly string[]): string {
+  const head = ['figure', ...variants.map((v) => `${v}: main + vCPU + other = total`)];
+  const rows = figures.map((f) => [
+    `${f.test} QD${f.qd}`,
+    ...variants.map((v) => {
+      const c = f.variants[v]?.cpuUsPerRequest;
+      return c ? `${c.main.toFixed(0)} + ${c.vcpu.toFixed(0)} + ${c.other.toFixed(0)} = ${c.total.toFixed(0)}` : '-';
+    }),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(head), rule, ...rows.map(line)].join('\n');
 }
