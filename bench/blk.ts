@@ -312,6 +312,7 @@ async function measure(opts: Options): Promise<object> {
       version: 1,
       startedAt,
       host: hostInfo(),
+      git: gitState(),
       kernel: opts.kernel,
       initrd: opts.initrd,
       tools: opts.tools,
@@ -331,6 +332,17 @@ async function measure(opts: Options): Promise<object> {
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The commit measured, and the files of the working tree that differed from it (dist/ is built from the tree). */
+function gitState(): { head: string; modified: string[] } | null {
+  try {
+    const git = (...a: string[]): string => execFileSync('git', ['-C', packageRoot(), ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const modified = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).map((l) => l.slice(3));
+    return { head: git('rev-parse', 'HEAD').trim(), modified };
+  } catch {
+    return null;
   }
 }
 
