@@ -40,7 +40,9 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --kernel/--initrd the guest (default: what kernels/build.sh built)
   --tools F         the ext4 tools disk of test/guest/build.sh (default: build or find it)
   --json FILE       where to write the results (default bench/results/blk-testbed.json with
-                    --testbed, else bench/results/blk-native.json; inside the bed: none)`;
+                    --testbed, else bench/results/blk-native.json; inside the bed: none)
+  --vm-timeout S    give up on one boot after S seconds and boot again (default 120 + 3 x the
+                    tests' time)`;
 
 interface Options {
   rounds: number;
@@ -53,6 +55,11 @@ interface Options {
   tools: string;
   json: string | undefined;
   vmTimeoutS: number;
+  /** Print this machine's session as one JSON line for a --testbed parent (internal). */
+  session: boolean;
+  /** Boots of one VMM in one round before giving up: 1 in a test-bed session (the parent
+   * starts a fresh machine instead), else 3. */
+  attempts: number;
 }
 
 function positive(name: string, v: string | undefined, dflt: number, integer = true): number {
@@ -87,6 +94,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       tools: { type: 'string' },
       json: { type: 'string' },
       'vm-timeout': { type: 'string' },
+      session: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -116,12 +124,17 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     initrd,
     tools: toolsImage(values.tools),
     json: values.json,
-    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 600),
+    session: values.session ?? false,
+    attempts: values.session ? 1 : 3,
+    // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
+    // wake for minutes: give up on a boot after three times its tests' time plus two minutes
+    // (then it is redone).
+    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * positive('seconds', values.seconds, 3, false)),
   };
   // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
-    '--rounds', String(opts.rounds), '--seconds', String(opts.seconds), '--size', String(opts.sizeMiB),
+    '--seconds', String(opts.seconds), '--size', String(opts.sizeMiB),
     '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
@@ -164,6 +177,8 @@ interface Boot {
   wallMs: number;
   /** Host CPU of the VMM between consecutive blkbench lines: one entry per test. */
   cpu: CpuSplit[];
+  /** Killed after --vm-timeout. */
+  timedOut: boolean;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux/x86). */
@@ -198,13 +213,17 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdin.on('error', () => undefined); // the VMM may exit before reading it all
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutS * 1000);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutS * 1000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       const pid = child.pid ?? -1;
       const cpu = snapshots.slice(1).map((b, i) => cpuBetween(pid, snapshots[i] as Map<number, ThreadTimes>, b, clockTicks()));
-      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu });
+      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu, timedOut });
     });
   });
 }
@@ -245,6 +264,7 @@ function invalid(v: Variant, b: Boot, opts: Options): string | undefined {
   // timed test would be measured as the VMM's slowness: such a boot is discarded and redone.
   const stall = /rcu: INFO|self-detected stall|soft lockup|hung_task/.exec(b.stdout);
   if (stall) return `the guest stalled ("${stall[0]}")`;
+  if (b.timedOut) return `no end within ${opts.vmTimeoutS} s: killed (a stalled nested guest, most likely)`;
   const g = parseGuestOutput(b.stdout);
   if (!g.done) return `blkbench did not finish (exit ${b.code})`;
   if (g.device?.bytes !== opts.sizeMiB * 1024 * 1024) return `the guest benchmarked ${g.device?.path} of ${g.device?.bytes} bytes, not the ${opts.sizeMiB} MiB scratch disk`;
@@ -253,20 +273,39 @@ function invalid(v: Variant, b: Boot, opts: Options): string | undefined {
   return undefined;
 }
 
-/** Up to ATTEMPTS boots until one gives usable figures; the discarded ones are recorded. */
-const ATTEMPTS = 3;
-async function bootValid(v: Variant, script: string, opts: Options, check: (b: Boot) => string | undefined, discarded: object[], label: string): Promise<Boot> {
+/** Boots until one gives usable figures, at most `attempts` times; the discarded ones are recorded. */
+async function bootValid(v: Variant, script: string, opts: Options, check: (b: Boot) => string | undefined, discarded: Discarded[], label: string): Promise<Boot> {
   for (let attempt = 1; ; attempt++) {
     const b = await boot(v.cmd, v.args, script, opts.vmTimeoutS);
     const why = check(b);
     if (!why) return b;
     discarded.push({ variant: v.name, what: label, attempt, reason: why, wallMs: b.wallMs });
-    process.stderr.write(`[blk] ${label} ${v.name}: discarded (${why})${attempt < ATTEMPTS ? ', booting again' : ''}\n`);
-    if (attempt >= ATTEMPTS) throw new Error(`${v.name}: ${why} in ${ATTEMPTS} boots${tail(b)}`);
+    process.stderr.write(`[blk] ${label} ${v.name}: discarded (${why})${attempt < opts.attempts ? ', booting again' : ''}\n`);
+    if (attempt >= opts.attempts) throw new Error(`${v.name}: ${why} in ${attempt} boot(s)${tail(b)}`);
   }
 }
 
-async function measure(opts: Options): Promise<object> {
+interface Discarded {
+  variant: string;
+  what: string;
+  attempt: number;
+  reason: string;
+  wallMs: number;
+}
+
+/** What one machine measured: a baseline boot, then `rounds` rounds of every variant. */
+interface Session {
+  startedAt: string;
+  host: ReturnType<typeof hostInfo>;
+  qemuVersion: string;
+  commands: Record<string, string[]>;
+  variants: string[];
+  baselineTsvmmStats: TsvmmStats;
+  discarded: Discarded[];
+  runs: VmmRun[];
+}
+
+async function measure(opts: Options): Promise<Session> {
   const startedAt = new Date().toISOString();
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blkbench-'));
   try {
@@ -276,9 +315,10 @@ async function measure(opts: Options): Promise<object> {
     const tsvmm = vs[0] as Variant;
     say(`scratch disk ${scratch} (${opts.sizeMiB} MiB), tools ${opts.tools}; ${opts.tests.length} tests x ${opts.seconds} s per boot`);
     // The baseline: the same boot, prompt, disk discovery and mount, but no tests.
-    const discarded: object[] = [];
+    const discarded: Discarded[] = [];
     const b0 = await bootValid(tsvmm, guestScript(opts, false), opts, (b) => {
       if (/rcu: INFO|self-detected stall/.test(b.stdout)) return 'the guest stalled';
+      if (b.timedOut) return `no end within ${opts.vmTimeoutS} s: killed`;
       return b.code === 0 && /BLKBENCH-BASELINE-42/.test(b.stdout) ? undefined : `the tools disk was not mounted (exit ${b.code})`;
     }, discarded, 'baseline');
     const baseline: TsvmmStats = parseTsvmmStats(b0.stderr);
@@ -294,45 +334,71 @@ async function measure(opts: Options): Promise<object> {
         say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
       }
     }
-    const names = vs.map((v) => v.name);
-    const figures = summarise(runs, names);
-    const exits = exitsPerRequest(runs);
-    console.log(`\nvirtio-blk in the guest, ${opts.rounds} rounds interleaved, ${opts.seconds} s per test, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
-    console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
-    console.log(formatTable(figures, names));
-    console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
-    console.log(formatCpuTable(figures, names));
-    if (exits) {
-      console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${opts.rounds}; ${exits.requests.toFixed(0)} requests a boot):`);
-      console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);
-      for (const [k, x] of Object.entries(exits.otherDevices)) if (Math.abs(x) >= 0.0005) console.log(`  ${k}: ${x.toFixed(3)}`);
-    }
     return {
-      tool: 'bench/blk.ts',
-      version: 1,
       startedAt,
       host: hostInfo(),
-      git: gitState(),
-      kernel: opts.kernel,
-      initrd: opts.initrd,
-      tools: opts.tools,
-      cmdline: CMDLINE,
-      memoryMiB: MEMORY_MIB,
-      diskMiB: opts.sizeMiB,
-      secondsPerTest: opts.seconds,
-      rounds: opts.rounds,
-      tests: opts.tests,
-      qemuVersion: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0],
+      qemuVersion: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '',
       commands: Object.fromEntries(vs.map((v) => [v.name, [v.cmd, ...v.args]])),
-      figures,
-      tsvmmExitsPerRequest: exits ?? null,
+      variants: vs.map((v) => v.name),
       baselineTsvmmStats: baseline,
-      discardedBoots: discarded,
+      discarded,
       runs,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The tables, and the JSON, of one or more sessions (rounds numbered across them). */
+function report(opts: Options, sessions: readonly Session[], sessionFailures: string[]): object {
+  const first = sessions[0] as Session;
+  const names = first.variants;
+  let round = 0;
+  const runs: VmmRun[] = [];
+  for (const s of sessions) {
+    const base = round;
+    for (const r of s.runs) runs.push({ ...r, round: base + r.round });
+    round = base + Math.max(...s.runs.map((r) => r.round)) + 1;
+  }
+  const figures = summarise(runs, names);
+  const exits = exitsPerRequest(runs);
+  console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
+  console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
+  console.log(formatTable(figures, names));
+  console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
+  console.log(formatCpuTable(figures, names));
+  if (exits) {
+    console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${round}; ${exits.requests.toFixed(0)} requests a boot):`);
+    console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);
+    for (const [k, x] of Object.entries(exits.otherDevices)) if (Math.abs(x) >= 0.0005) console.log(`  ${k}: ${x.toFixed(3)}`);
+  }
+  const discarded = sessions.flatMap((s) => s.discarded);
+  if (discarded.length || sessionFailures.length) console.log(`\ndiscarded: ${discarded.length} boot(s), ${sessionFailures.length} whole test-bed session(s) (see the JSON)`);
+  return {
+    tool: 'bench/blk.ts',
+    version: 1,
+    startedAt: first.startedAt,
+    host: first.host,
+    git: gitState(),
+    kernel: opts.kernel,
+    initrd: opts.initrd,
+    tools: opts.tools,
+    cmdline: CMDLINE,
+    memoryMiB: MEMORY_MIB,
+    diskMiB: opts.sizeMiB,
+    secondsPerTest: opts.seconds,
+    rounds: round,
+    sessions: sessions.length,
+    tests: opts.tests,
+    qemuVersion: first.qemuVersion,
+    commands: first.commands,
+    figures,
+    tsvmmExitsPerRequest: exits ?? null,
+    baselineTsvmmStats: sessions.map((s) => s.baselineTsvmmStats),
+    discardedBoots: discarded,
+    failedSessions: sessionFailures,
+    runs,
+  };
 }
 
 /** The commit measured, and the files of the working tree that differed from it (dist/ is built from the tree). */
@@ -346,33 +412,50 @@ function gitState(): { head: string; modified: string[] } | null {
   }
 }
 
-/** --testbed: this program again, inside the nested-KVM test bed; the JSON comes back on the console. */
-async function viaTestBed(forward: string[], json: string): Promise<number> {
+/**
+ * The test bed: one fresh emulated machine per round (this program again, --rounds 1
+ * --session), its session coming back as one JSON console line; the rounds are put together
+ * here. A nested guest that stalled is not tried again in the same machine (later ones there tend
+ * to stall too, scripts/test.mjs): the round is run again in a new one, up to 3 times.
+ */
+async function viaTestBed(opts: Options, forward: string[], json: string): Promise<number> {
   const { runInTestBed, ensureTestBed } = await import('../test/bed/index.js');
   const bed = await ensureTestBed();
   const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
-  const command = [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward].map(quote).join(' ');
-  let pending = '';
-  const r = await runInTestBed({
-    command,
-    cwd: packageRoot(),
-    timeoutMs: 3 * 3600 * 1000,
-    bed,
-    // Echo everything but the (long) JSON line.
-    onOutput: (chunk) => {
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const l of lines) if (!l.startsWith(JSON_PREFIX)) process.stdout.write(`${l}\n`);
-    },
-  });
-  const line = r.output.split('\n').find((l) => l.startsWith(JSON_PREFIX));
-  if (r.reason !== 'exited' || r.exitCode !== 0 || !line) {
-    console.error(`[blk] the run in the test bed failed: ${r.message}`);
-    return 1;
+  const command = [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward, '--rounds', '1', '--session'].map(quote).join(' ');
+  const sessions: Session[] = [];
+  const failures: string[] = [];
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (let attempt = 1; ; attempt++) {
+      console.error(`[blk] round ${round}/${opts.rounds} in a fresh test bed${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+      let pending = '';
+      const r = await runInTestBed({
+        command,
+        cwd: packageRoot(),
+        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + 1)) + 120) * 1000,
+        bed,
+        // Echo everything but the (long) JSON line.
+        onOutput: (chunk) => {
+          pending += chunk;
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const l of lines) if (!l.startsWith(JSON_PREFIX)) process.stdout.write(`${l}\n`);
+        },
+      });
+      const line = r.output.split('\n').find((l) => l.startsWith(JSON_PREFIX));
+      if (r.reason === 'exited' && r.exitCode === 0 && line) {
+        sessions.push(JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, '')) as Session);
+        break;
+      }
+      failures.push(`round ${round} attempt ${attempt}: ${r.message.split('\n')[0] ?? ''}`);
+      if (attempt >= 3) {
+        console.error(`[blk] round ${round} failed in 3 test beds: ${r.message}`);
+        return 1;
+      }
+    }
   }
-  const data: unknown = JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, ''));
-  writeFileSync(json, `${JSON.stringify(data, null, 2)}\n`);
+  const result = report(opts, sessions, failures);
+  writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
   console.error(`[blk] wrote ${json}`);
   return 0;
 }
@@ -380,8 +463,14 @@ async function viaTestBed(forward: string[], json: string): Promise<number> {
 async function main(): Promise<number> {
   const { opts, testbed, forward } = parseOptions(process.argv.slice(2));
   const inBed = process.env.TSVMM_WHERE === 'testbed';
-  if (testbed && !inBed) return viaTestBed(forward, opts.json ?? join(packageRoot(), 'bench', 'results', 'blk-testbed.json'));
-  const result = await measure(opts);
+  if (testbed && !inBed) return viaTestBed(opts, forward, opts.json ?? join(packageRoot(), 'bench', 'results', 'blk-testbed.json'));
+  const session = await measure(opts);
+  if (opts.session) {
+    // Part of a --testbed run: the host puts the rounds together.
+    console.log(`${JSON_PREFIX}${JSON.stringify(session)}`);
+    return 0;
+  }
+  const result = report(opts, [session], []);
   if (inBed) console.log(`${JSON_PREFIX}${JSON.stringify(result)}`);
   const json = opts.json ?? (inBed ? undefined : join(packageRoot(), 'bench', 'results', 'blk-native.json'));
   if (json) {
