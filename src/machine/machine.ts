@@ -31,6 +31,10 @@ export interface MachineExit {
   detail: string;
   /** ms from process start to the guest's boot-timer write, if it came. */
   bootCompleteMs?: number;
+  /** ms from process start to Machine.build's end (guest memory, kernel, devices, vCPUs set up). */
+  builtMs: number;
+  /** ms from process start to the first vCPU thread entering KVM_RUN (worker start-up included). */
+  firstRunMs?: number;
   vcpus: { index: number; exits: number; stop?: VcpuStop; error?: string }[];
   pio: BusStats[];
   mmio: BusStats[];
@@ -55,6 +59,8 @@ export class Machine {
   private readonly serialIrq = new EventFd();
   private readonly workers: Worker[] = [];
   private endReason: { reason: MachineEndReason; detail: string } | undefined;
+  /** See MachineExit.builtMs. */
+  private readonly builtMs = performance.now();
 
   private constructor(
     readonly config: MachineConfig,
@@ -140,6 +146,7 @@ export class Machine {
       reason: 'stop-requested',
       detail: '',
       vcpus: this.vcpus.map((v) => ({ index: v.index, exits: 0 })),
+      builtMs: this.builtMs,
       pio: [],
       mmio: [],
     };
@@ -181,6 +188,9 @@ export class Machine {
     return new Promise((resolve) => {
       worker.on('message', (m: VcpuWorkerMessage) => {
         switch (m.type) {
+          case 'running':
+            result.firstRunMs ??= m.atEpochMs - performance.timeOrigin;
+            break;
           case 'boot-complete':
             result.bootCompleteMs ??= m.atEpochMs - performance.timeOrigin;
             break;

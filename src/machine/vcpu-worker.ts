@@ -49,6 +49,7 @@ try {
     const events = { statusChanged: () => status.signal(), queueNotify: (q: number) => queues[q]?.signal() };
     mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal()));
   }
+  post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
   const stop = runVcpuLoop({ vcpu, pio, mmio, control });
   post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
   vcpu.dispose();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { effectiveCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
-import { formatStats } from '../../src/cli/boot.js';
+import { formatStats, formatStartup } from '../../src/cli/boot.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { DEFAULT_CMDLINE, validateConfig, ConfigError } from '../../src/machine/config.js';
 
@@ -58,6 +58,7 @@ test('stats merge the vCPU threads per device and per unknown port', () => {
     code: 0,
     reason: 'reset',
     detail: '',
+    builtMs: 400,
     vcpus: [
       { index: 0, exits: 10, stop: { kind: 'reset', detail: '', exits: 10 } },
       { index: 1, exits: 3 },
@@ -71,6 +72,14 @@ test('stats merge the vCPU threads per device and per unknown port', () => {
   assert.match(text, /vCPU 0: 10 exits to user space \(ended: reset\)/);
   assert.match(text, /pio 0x3f8 serial0: 3 reads, 6 writes/);
   assert.match(text, /pio 0x80 \(no device\): 1 reads, 2 writes/);
+});
+
+test('start-up phases: ms since the process started, a dash for a phase that never came', () => {
+  const exit = { code: 0, reason: 'reset' as const, detail: '', builtMs: 412.4, firstRunMs: 655.9, vcpus: [], pio: [], mmio: [] };
+  assert.is(
+    formatStartup(exit, 301.2),
+    'startup (ms since tsvmm started): node and modules loaded 301, VM built 412, first vCPU in KVM_RUN 656, guest init (boot timer) -',
+  );
 });
 
 test.run();
