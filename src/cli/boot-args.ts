@@ -25,7 +25,8 @@ export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS] [--initrd FILE] [--
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw).
 The VM ends when the guest resets or powers off (exit status 0), on a VMM or KVM failure (1), or
-on Ctrl-C / SIGTERM (130 / 143). Build a guest kernel and initramfs with \`npm run kernel\`.
+on Ctrl-C / SIGTERM (130 / 143). SIGUSR2 prints where the VM is (each vCPU's registers, the UART
+and every virtio queue) without stopping it. Build a guest kernel and initramfs with \`npm run kernel\`.
 
   --initrd FILE    initramfs to load (placed at the top of low RAM)
   --disk PATH[:ro] a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only

@@ -17,7 +17,7 @@ import { encodeFpu } from '../vmm/kvm-structs.js';
 import { Kvm } from '../vmm/kvm.js';
 import { HostMapping } from '../vmm/mapping.js';
 import type { Vcpu } from '../vmm/vcpu.js';
-import { requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
+import { CONTROL_CELLS, requestReport, requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
 import type { Vm } from '../vmm/vm.js';
 import { ConfigError, validateConfig, type MachineConfig } from './config.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
@@ -52,7 +52,7 @@ function readInput(path: string, what: string): Uint8Array {
 }
 
 export class Machine {
-  private readonly control = new Int32Array(new SharedArrayBuffer(4));
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
   private readonly serialState = Serial8250.createState();
   private readonly i8042State = I8042.createState();
   private readonly acpiPmState = AcpiPm.createState();
@@ -139,6 +139,18 @@ export class Machine {
     for (const v of this.vcpus) v.kick();
   }
 
+  /**
+   * Reports on stderr where the VM is (SIGUSR2): the UART's and each virtio device's state now,
+   * then each vCPU's registers as its thread answers (it is kicked out of KVM_RUN and goes on).
+   * A vCPU that does not answer is busy outside KVM_RUN, which says something too.
+   */
+  report(): void {
+    const lines = [`serial0: ${Serial8250.describeState(this.serialState)}`, ...this.virtio.flatMap((h) => h.describe())];
+    process.stderr.write(lines.map((l) => `[tsvmm] report: ${l}\n`).join(''));
+    requestReport(this.control);
+    for (const v of this.vcpus) v.kick();
+  }
+
   /** Runs the VM until it stops; resolves with how it ended. */
   async run(): Promise<MachineExit> {
     const result: MachineExit = {
@@ -152,13 +164,16 @@ export class Machine {
     };
     const console = this.attachConsole();
     const onSignal = (sig: NodeJS.Signals): void => this.stop('signal', sig);
+    const onReport = (): void => this.report();
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGUSR2', onReport);
     try {
       await Promise.all(this.vcpus.map((vcpu, index) => this.runWorker(vcpu, index, result)));
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGUSR2', onReport);
       console.detach();
     }
     const end = this.endReason ?? { reason: 'stop-requested' as const, detail: 'stopped' };
@@ -188,6 +203,9 @@ export class Machine {
     return new Promise((resolve) => {
       worker.on('message', (m: VcpuWorkerMessage) => {
         switch (m.type) {
+          case 'report':
+            process.stderr.write(`[tsvmm] report: vCPU ${m.index}: ${m.line}\n`);
+            break;
           case 'running':
             result.firstRunMs ??= m.atEpochMs - performance.timeOrigin;
             break;

@@ -26,6 +26,8 @@ export interface VcpuWorkerInit {
 export type VcpuWorkerMessage =
   /** The worker is set up and about to enter KVM_RUN for the first time. */
   | { type: 'running'; index: number; atEpochMs: number }
+  /** Where the vCPU was when the main thread asked (SIGUSR2, see Machine.report). */
+  | { type: 'report'; index: number; line: string }
   | { type: 'boot-complete'; index: number; atEpochMs: number }
   | { type: 'stopped'; index: number; stop: VcpuStop; pio: BusStats; mmio: BusStats }
   | { type: 'failed'; index: number; error: string };

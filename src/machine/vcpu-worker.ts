@@ -50,7 +50,8 @@ try {
     mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal()));
   }
   post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
-  const stop = runVcpuLoop({ vcpu, pio, mmio, control });
+  const onReport = (line: string): void => post({ type: 'report', index: init.index, line });
+  const stop = runVcpuLoop({ vcpu, pio, mmio, control, onReport });
   post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
   vcpu.dispose();
   for (const m of mappings) m.mapping.dispose();

@@ -65,6 +65,14 @@ export class VirtioMmioHost {
     return `virtio_mmio.device=${VIRTIO_MMIO_SIZE / 1024}K@0x${this.base.toString(16)}:${this.gsi}`;
   }
 
+  /** For a stuck-guest report: the transport, its queues and, where the device keeps them, its metrics. */
+  describe(): string[] {
+    const lines = this.activation.describe().map((l) => `${this.name}: ${l}`);
+    const metrics = (this.device as { metrics?: unknown }).metrics;
+    if (metrics !== undefined) lines.push(`${this.name}: ${JSON.stringify(metrics)}`);
+    return lines;
+  }
+
   get worker(): VirtioWorkerDevice {
     return {
       name: this.name,

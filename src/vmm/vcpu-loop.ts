@@ -29,8 +29,10 @@ export interface VcpuStop {
 
 /**
  * Shared control word of a VM's vCPU threads (Int32Array over a SharedArrayBuffer):
- * cell 0 is 0 while running, else the reason code of the first stop request.
+ * cell 0 is 0 while running, else the reason code of the first stop request; cell 1, where
+ * present (CONTROL_CELLS), counts report requests (requestReport).
  */
+export const CONTROL_CELLS = 2;
 export const STOP_CODES: Record<number, VcpuStopKind> = { 1: 'stop-requested', 2: 'reset', 3: 'poweroff' };
 const STOP_DETAILS: Record<number, string> = {
   1: 'the VMM stopped the vCPUs',
@@ -41,14 +43,38 @@ export function requestStop(control: Int32Array, code: 1 | 2 | 3): boolean {
   return Atomics.compareExchange(control, 0, 0, code) === 0;
 }
 
+/**
+ * Asks every vCPU loop to describe where its vCPU is (onReport) and go on running; the caller
+ * kicks the vCPUs out of KVM_RUN afterwards. For a guest that seems stuck: which code it runs.
+ */
+export function requestReport(control: Int32Array): void {
+  Atomics.add(control, 1, 1);
+}
+
+const MP_STATES = ['runnable', 'uninitialized', 'init-received', 'halted', 'sipi-received', 'stopped', 'check-stop', 'operating', 'load'];
+
+/** One line on where `vcpu` is: instruction pointer, stack, flags, paging, run state. */
+export function describeVcpu(vcpu: Vcpu, exits: number): string {
+  const r = vcpu.getRegs();
+  const s = vcpu.getSregs();
+  const mp = new DataView(vcpu.getRaw('MP_STATE').buffer).getUint32(0, true);
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
+  const interrupts = (r.rflags & 0x200n) !== 0n ? 'on' : 'off';
+  return `rip ${hex(r.rip)} rsp ${hex(r.rsp)} rflags ${hex(r.rflags)} (interrupts ${interrupts}) cr3 ${hex(s.cr3)} mp_state ${MP_STATES[mp] ?? mp}, ${exits} exits so far`;
+}
+
 export interface VcpuLoopOptions {
   vcpu: Vcpu;
   pio: Bus;
   mmio: Bus;
   control: Int32Array;
+  /** Receives describeVcpu's line after each requestReport (a control word of CONTROL_CELLS). */
+  onReport?: (line: string) => void;
 }
 
-export function runVcpuLoop({ vcpu, pio, mmio, control }: VcpuLoopOptions): VcpuStop {
+export function runVcpuLoop({ vcpu, pio, mmio, control, onReport }: VcpuLoopOptions): VcpuStop {
+  const reports = onReport !== undefined && control.length >= CONTROL_CELLS;
+  let reported = reports ? Atomics.load(control, 1) : 0;
   const run = vcpu.run;
   const bytes = new Uint8Array(run.buffer, run.byteOffset, run.byteLength);
   const views = new Map<number, Uint8Array>();
@@ -89,7 +115,11 @@ export function runVcpuLoop({ vcpu, pio, mmio, control }: VcpuLoopOptions): Vcpu
         break;
       }
       case KVM_EXIT_INTR:
-        if (Atomics.load(control, 0) === 0) vcpu.clearKick(); // a stray signal: go on
+        if (Atomics.load(control, 0) === 0) vcpu.clearKick(); // not a stop: a report request or a stray signal
+        if (reports && Atomics.load(control, 1) !== reported) {
+          reported = Atomics.load(control, 1);
+          onReport(describeVcpu(vcpu, exits));
+        }
         break;
       case KVM_EXIT_HLT:
         return { kind: 'hlt', detail: 'the vCPU halted with no in-kernel irqchip to wake it', exits };

@@ -38,12 +38,15 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let timedOut = false;
-    // On a timeout, first find out whether the guest still answers on its console (the test bed
-    // sometimes stalls a nested guest: is its tty dead, or is a process stuck?), then ask tsvmm to
-    // stop (SIGTERM: it reports why it ended, and its exit counts with --stats), then kill it.
+    // On a timeout, first ask tsvmm where the guest is (SIGUSR2) and find out whether the guest
+    // still answers on its console (the test bed sometimes stalls a nested guest: is its tty dead,
+    // or is a process stuck?), then ask tsvmm to stop (SIGTERM: it reports why it ended, and its
+    // exit counts with --stats), then kill it.
     const timer = setTimeout(() => {
       timedOut = true;
-      stdout += `\n[runTsvmm: no end after ${timeoutMs} ms; typing a probe line]\n`;
+      // SIGUSR2: tsvmm reports its vCPUs' registers and its devices' state on stderr.
+      child.kill('SIGUSR2');
+      stdout += `\n[runTsvmm: no end after ${timeoutMs} ms; asked tsvmm for a report (SIGUSR2); typing a probe line]\n`;
       child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
       setTimeout(() => {
         stdout += `\n[runTsvmm: probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}; SIGTERM]\n`;

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Bus } from '../../src/vmm/bus.js';
-import { runVcpuLoop, requestStop } from '../../src/vmm/vcpu-loop.js';
+import { runVcpuLoop, requestStop, CONTROL_CELLS } from '../../src/vmm/vcpu-loop.js';
 import { Serial8250, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../../src/devices/legacy/serial.js';
 import { I8042, I8042_PORT, I8042_PORT_LENGTH } from '../../src/devices/legacy/i8042.js';
 import { whereLabel } from '../helpers/where.js';
@@ -16,7 +16,7 @@ const test = suite(`vcpu loop [${whereLabel()}]`);
 function machine(code: number[]) {
   const g = realModeGuest(code, { ram: 0x10000, codeAt: 0x1000 });
   const out: number[] = [];
-  const control = new Int32Array(new SharedArrayBuffer(4));
+  const control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
   const pio = new Bus('pio');
   const mmio = new Bus('mmio');
   pio.insert('serial', SERIAL_PORT_COM1, SERIAL_PORT_LENGTH, new Serial8250(Serial8250.createState(), { write: (b) => out.push(...b) }, { trigger: () => {} }));
@@ -61,6 +61,32 @@ test('a stop request from another thread ends the loop of a spinning guest', asy
     const done = new Promise((r) => kicker.once('exit', r));
     const stop = runVcpuLoop({ vcpu: m.vcpu, pio: m.pio, mmio: m.mmio, control: m.control });
     assert.is(stop.kind, 'stop-requested');
+    await done;
+  } finally {
+    m.dispose();
+  }
+});
+
+test('a report request describes the spinning vCPU, which then runs on until it is stopped', async () => {
+  const m = machine([0xeb, 0xfe]); // jmp $ at 0x1000
+  try {
+    // From a worker, as the main thread does on SIGUSR2: bump the report counter and kick; then,
+    // later, stop. One report line must come, naming the instruction the guest spins on.
+    const addonPath = join(packageRoot(), 'build', 'Release', 'tsvmm.node');
+    const kicker = new Worker(
+      `const { workerData } = require('node:worker_threads');
+       const addon = require(workerData.addonPath);
+       const vcpu = addon.Vcpu.attach(workerData.vcpuId);
+       setTimeout(() => { Atomics.add(workerData.control, 1, 1); vcpu.kick(); }, 100);
+       setTimeout(() => { Atomics.store(workerData.control, 0, 1); vcpu.kick(); }, 400);`,
+      { eval: true, workerData: { control: m.control, addonPath, vcpuId: m.vcpu.id } },
+    );
+    const done = new Promise((r) => kicker.once('exit', r));
+    const lines: string[] = [];
+    const stop = runVcpuLoop({ vcpu: m.vcpu, pio: m.pio, mmio: m.mmio, control: m.control, onReport: (l) => lines.push(l) });
+    assert.is(stop.kind, 'stop-requested', 'the report did not end the loop; the stop did');
+    assert.is(lines.length, 1, lines.join('\n'));
+    assert.match(lines[0] as string, /^rip 0x1000 rsp 0x[0-9a-f]+ rflags 0x[0-9a-f]+ \(interrupts o(n|ff)\) cr3 0x0 mp_state runnable, \d+ exits so far$/);
     await done;
   } finally {
     m.dispose();

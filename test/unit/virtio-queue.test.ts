@@ -540,3 +540,15 @@ test('error messages say which value was wrong', () => {
 });
 
 test.run();
+
+test('describe(): the indices a stuck-guest report shows, guest side and device side', () => {
+  const { driver, queue } = setup({ eventIdx: true });
+  driver.post([bytes(1)], [16]);
+  driver.post([bytes(1)], [16]);
+  assert.match(queue.describe(), /avail\.idx 2, next avail 0, used\.idx 0 \(pushed 0, last signalled -\), used_event 0, avail_event 0$/);
+  const chain = queue.popAvail() as DescriptorChain;
+  queue.pushUsed(chain.head, 0);
+  queue.needsNotification();
+  assert.match(queue.describe(), /avail\.idx 2, next avail 1, used\.idx 1 \(pushed 1, last signalled 1\)/);
+  assert.match(setup().queue.describe(), /avail flags 0, used flags 0$/, 'without EVENT_IDX: the flags');
+});

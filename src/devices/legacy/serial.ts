@@ -77,6 +77,13 @@ export class Serial8250 implements BusDevice {
     this.fifo = new Uint8Array(state, CELLS * 4, SERIAL_FIFO_SIZE);
   }
 
+  /** The shared registers in one line, for a stuck-guest report (read without the lock). */
+  static describeState(state: SharedArrayBuffer): string {
+    const c = new Int32Array(state, 0, CELLS);
+    const hex = (i: number): string => `0x${(Atomics.load(c, i) >>> 0).toString(16)}`;
+    return `IER ${hex(C_IER)} LCR ${hex(C_LCR)} MCR ${hex(C_MCR)}, THR-empty interrupt pending ${Atomics.load(c, C_THR_PENDING)}, receive FIFO ${Atomics.load(c, C_FIFO_COUNT)} bytes, ${Atomics.load(c, C_TX_BYTES)} bytes transmitted, lock ${Atomics.load(c, C_LOCK)}`;
+  }
+
   /** Bytes the guest has transmitted so far (all threads). */
   get transmitted(): number {
     return Atomics.load(this.cells, C_TX_BYTES);

@@ -10,6 +10,8 @@ import { SplitQueue } from './queue.js';
 
 export class VirtioActivation {
   private active = false;
+  /** The queues of the current activation (for describe()). */
+  private queues: (SplitQueue | undefined)[] = [];
 
   constructor(
     private readonly state: TransportState,
@@ -24,10 +26,18 @@ export class VirtioActivation {
     return this.active;
   }
 
+  /** The transport's status and each active queue's indices (SplitQueue.describe). */
+  describe(): string[] {
+    const lines = [`status 0x${this.state.status.toString(16)}, interrupt status 0x${this.state.interruptStatus.toString(16)}, ${this.active ? 'active' : 'not active'}`];
+    if (this.active) for (const q of this.queues) if (q) lines.push(q.describe());
+    return lines;
+  }
+
   onStatus(): void {
     const status = this.state.status;
     if (status === 0 && this.active) {
       this.active = false;
+      this.queues = [];
       this.device.reset();
     } else if (status & STATUS.DRIVER_OK && !(status & STATUS.NEEDS_RESET) && !this.active) {
       this.activate();
@@ -57,6 +67,7 @@ export class VirtioActivation {
       return;
     }
     this.active = true;
+    this.queues = queues;
     this.device.activate({
       memory: this.memory,
       queues,

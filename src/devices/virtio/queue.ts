@@ -134,6 +134,23 @@ export class SplitQueue {
     this.availEventAddr = config.device + 4 + 8 * size;
   }
 
+  /**
+   * The ring indices as the device and the driver see them now, for a stuck-guest report: chains
+   * the driver published that the device has not taken (avail.idx ahead of next avail) point at a
+   * lost notification; used entries the driver has not seen, at a lost interrupt.
+   */
+  describe(): string {
+    const read = (addr: number): string => {
+      try {
+        return String(this.memory.readU16(addr));
+      } catch {
+        return '?';
+      }
+    };
+    const events = this.eventIdx ? `, used_event ${read(this.usedEventAddr)}, avail_event ${read(this.availEventAddr)}` : `, avail flags ${read(this.availFlags)}, used flags ${read(this.usedFlags)}`;
+    return `${this.name}: avail.idx ${read(this.availIdx)}, next avail ${this.nextAvailIdx}, used.idx ${read(this.usedIdx)} (pushed ${this.nextUsedIdx}, last signalled ${this.signalledUsed ?? '-'})${events}`;
+  }
+
   /** The device's next available-ring index (free-running, 16 bits). */
   get nextAvail(): number {
     return this.nextAvailIdx;
