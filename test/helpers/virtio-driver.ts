@@ -94,7 +94,8 @@ export class VirtioTestDriver {
   kick(index: number): void {
     const q = this.queues[index];
     if (!q) throw new Error(`no queue ${index}`);
-    if (q.publish()) this.write(REG.queueNotify, index);
+    q.publish();
+    if (q.takeKick()) this.write(REG.queueNotify, index);
   }
 
   /** Reads and acknowledges InterruptStatus, as the driver's interrupt handler does. */

@@ -55,6 +55,8 @@ function alignUp(n: number, a: number): number {
 }
 
 export class VirtqDriver {
+  /** A publish() asked for a notification that has not been sent (takeKick). */
+  private kickOwed = false;
   readonly size: number;
   /** Descriptor Area, Driver Area (available ring), Device Area (used ring). */
   readonly desc: number;
@@ -189,8 +191,20 @@ export class VirtqDriver {
     this.availIdx = (this.availIdx + this.added) & 0xffff;
     this.added = 0;
     this.memory.writeU16(this.driver + 2, this.availIdx);
-    if (this.eventIdx) return needEvent(this.availEvent, this.availIdx, old);
-    return (this.memory.readU16(this.device) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+    const kick = this.eventIdx ? needEvent(this.availEvent, this.availIdx, old) : (this.memory.readU16(this.device) & VIRTQ_USED_F_NO_NOTIFY) === 0;
+    this.kickOwed ||= kick;
+    return kick;
+  }
+
+  /**
+   * Whether a publish() since the last call asked for a notification (and forgets it). post()
+   * publishes at once, so the driver's kick must remember what those publishes decided: with
+   * EVENT_IDX a second publish() of nothing new never asks for one.
+   */
+  takeKick(): boolean {
+    const owed = this.kickOwed;
+    this.kickOwed = false;
+    return owed;
   }
 
   /** Reads new used entries (§2.7.14) and frees their descriptors. */

@@ -20,6 +20,8 @@ import {
   MAX_SHM_REGIONS,
   REG,
   STATUS,
+  VIRTIO_F_EVENT_IDX,
+  VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_VERSION_1,
   VIRTIO_MMIO_MAGIC,
   VIRTIO_MMIO_VERSION,
@@ -57,9 +59,17 @@ const Q_CELLS = 9;
 const SHM_BASE = C.queues + MAX_QUEUES * Q_CELLS; // per region: baseLo, baseHi, lenLo, lenHi
 const CELLS = SHM_BASE + MAX_SHM_REGIONS * 4;
 
+/**
+ * Offered for every device (§6): VERSION_1 (this is a version 2, non-legacy transport), and the
+ * ring features SplitQueue implements for every queue, INDIRECT_DESC (§2.7.5.3) and EVENT_IDX
+ * (§2.7.7, §2.7.10). Without the last two a Linux guest notifies on every request and takes an
+ * interrupt for every completion.
+ */
+export const TRANSPORT_FEATURES = (1n << VIRTIO_F_VERSION_1) | (1n << VIRTIO_F_INDIRECT_DESC) | (1n << VIRTIO_F_EVENT_IDX);
+
 export interface TransportDescription {
   deviceId: number;
-  /** Feature bits the device offers (VIRTIO_F_VERSION_1 is added). */
+  /** Feature bits the device offers (the transport adds TRANSPORT_FEATURES). */
   features: bigint;
   /** QueueNumMax of each queue. */
   queueMaxSizes: readonly number[];
@@ -116,7 +126,7 @@ export class TransportState {
     const sab = new SharedArrayBuffer(CELLS * 4 + CONFIG_SPACE_SIZE);
     const s = new TransportState(sab);
     const c = s.cells;
-    const features = d.features | (1n << VIRTIO_F_VERSION_1);
+    const features = d.features | TRANSPORT_FEATURES;
     c[C.deviceId] = d.deviceId;
     c[C.devFeatLo] = lo32(features);
     c[C.devFeatHi] = hi32(features);
@@ -141,6 +151,11 @@ export class TransportState {
 
   get status(): number {
     return Atomics.load(this.cells, C.status);
+  }
+
+  /** InterruptStatus as the driver would read it now. */
+  get interruptStatus(): number {
+    return Atomics.load(this.cells, C.intStatus);
   }
 
   get driverFeatures(): bigint {
