@@ -436,6 +436,9 @@ test('tables that do not fit the BIOS area are a typed error, and setupBoot then
   throwsReason(() => buildAcpiTables({ cpus: 1, ioapicId: 1, devices: tooMany }), 'acpi-does-not-fit', /at most 1000/);
   const badPort = { serial: [{ port: 0x10000, length: 8, gsi: 4 }] };
   throwsReason(() => buildAcpiTables({ cpus: 1, ioapicId: 1, devices: badPort }), 'acpi-does-not-fit', /IO descriptor/);
+  throwsReason(() => buildAcpiTables({ cpus: 255, ioapicId: 255 }), 'bad-vcpu-count');
+  throwsReason(() => buildAcpiTables({ cpus: 0, ioapicId: 0 }), 'bad-vcpu-count');
+  throwsReason(() => buildAcpiTables({ cpus: 4, ioapicId: 2 }), 'bad-vcpu-count', /IOAPIC id 2/);
   const m = mem(64 * MiB);
   throwsReason(() => setupBoot(m, { kernel: elfKernel([0xf4]), cmdline: '', vcpus: 1, acpiDevices: tooMany }), 'acpi-does-not-fit');
   assert.ok(m.slice(0, 2 * MiB).every((b) => b === 0), 'nothing written');

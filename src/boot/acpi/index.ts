@@ -23,6 +23,7 @@ import {
   ACPI_SLEEP_STATUS_PORT,
   alignUp,
 } from '../layout.js';
+import { checkVcpuCount } from '../mptable.js';
 import { buildDsdt, type AcpiDevices } from './dsdt.js';
 import { buildFadt } from './fadt.js';
 import { buildMadt } from './madt.js';
@@ -54,8 +55,15 @@ export interface AcpiOptions {
   devices?: AcpiDevices;
 }
 
-/** Builds and places the tables; throws acpi-does-not-fit if they overflow the BIOS area. */
+/**
+ * Builds and places the tables. Throws bad-vcpu-count (as the MP table does: 1..254 xAPIC ids)
+ * and acpi-does-not-fit (the tables overflow the BIOS area, or a device cannot be described).
+ */
 export function buildAcpiTables(o: AcpiOptions): AcpiTables {
+  checkVcpuCount(o.cpus);
+  if (!Number.isInteger(o.ioapicId) || o.ioapicId < 0 || o.ioapicId > 0xfe || o.ioapicId < o.cpus) {
+    throw new BootError('bad-vcpu-count', `IOAPIC id ${o.ioapicId} is not usable with ${o.cpus} vCPUs: it must be an 8-bit id above the local APIC ids 0..${o.cpus - 1}`);
+  }
   let dsdt: Uint8Array;
   try {
     dsdt = buildDsdt(ACPI_S5_SLP_TYP, o.devices ?? {});
