@@ -8,11 +8,16 @@
 #    printed, so the measured time does not include the console output below;
 # 3. prints exactly one marker line on the console:
 #        TSVMM-INIT-OK nproc=<online CPUs> uptime=<seconds since boot, from /proc/uptime>
-# 4. ends the VM with `reboot -f`: with reboot=k the kernel pulses the reset line through the
-#    i8042 (0xFE to port 0x64), which the VMM, like Firecracker, treats as the guest powering off
-#    (without ACPI, a power-off cannot end a VM).
-# With `tsvmm.init=shell` on the kernel command line it starts an interactive shell on the
-# console instead, and ends the VM when that shell exits.
+# 4. powers the VM off with `poweroff -f` when the kernel can: it runs with ACPI and the tables
+#    offer S5 (the kernel logs "ACPI: PM: (supports S0 S5)"), so acpi_power_off writes S5|SLP_EN
+#    to the FADT's sleep control register, which tsvmm turns into the end of the VM (exit 0).
+#    Without that (acpi=off, a kernel without ACPI, a VMM without _S5) a power-off would only
+#    halt the CPUs, so it ends the VM with `reboot -f` instead: with reboot=k the kernel pulses
+#    the reset line through the i8042 (0xFE to port 0x64), which tsvmm, like Firecracker, also
+#    treats as the end of the VM.
+# On the kernel command line, `tsvmm.init=reboot` makes it end with `reboot -f` always (to test
+# the reset path), and `tsvmm.init=shell` starts an interactive shell on the console instead,
+# ending the VM (as above) when that shell exits.
 
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
@@ -47,6 +52,10 @@ if [ "$mode" = shell ]; then
   setsid cttyhack sh -l
 fi
 
+if [ "$mode" != reboot ] && [ -d /sys/firmware/acpi ] && dmesg | grep -q 'ACPI: PM: (supports.* S5)'; then
+  poweroff -f
+  echo "tsvmm-init: poweroff -f failed; rebooting instead"
+fi
 reboot -f
 # Not reached unless reboot failed; PID 1 must not exit (the kernel would panic, which with
 # panic=1 also resets the VM, but less cleanly).
