@@ -20,8 +20,9 @@ import { packageRoot } from '../src/package-root.js';
 import { findGuestKernel } from '../src/check/guest-kernel.js';
 import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
-import { exitsPerRequest, formatCpuTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+import { exitsPerRequest, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
+import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const MEMORY_MIB = 256;
@@ -177,9 +178,14 @@ interface Boot {
   wallMs: number;
   /** Host CPU of the VMM between consecutive blkbench lines: one entry per test. */
   cpu: CpuSplit[];
+  /** KVM's counters over the same intervals, where readable (kvm-stats.ts). */
+  kvm: KvmCounters[];
   /** Killed after --vm-timeout. */
   timedOut: boolean;
 }
+
+/** Whether KVM's debugfs counters are read around each test (decided once, at the first boot). */
+let kvmCounters: boolean | undefined;
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux/x86). */
 let ticksPerSecond: number | undefined;
@@ -194,6 +200,7 @@ function clockTicks(): number {
  * arrives, so that each test's interval can be charged to the VMM's threads.
  */
 function boot(cmd: string, args: string[], script: string, timeoutS: number): Promise<Boot> {
+  kvmCounters ??= kvmStatsAvailable();
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -201,10 +208,14 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     let stderr = '';
     let typed = false;
     const snapshots: Map<number, ThreadTimes>[] = [];
+    const counters: (KvmCounters | undefined)[] = [];
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
       const marks = stdout.match(/^BLKBENCH-(DEVICE|RESULT) [^\n]*\n/gm)?.length ?? 0;
-      while (child.pid !== undefined && snapshots.length < marks) snapshots.push(threadTimes(child.pid));
+      while (child.pid !== undefined && snapshots.length < marks) {
+        snapshots.push(threadTimes(child.pid));
+        counters.push(kvmCounters ? readKvmCounters() : undefined);
+      }
       // Typed only at the prompt: input sent before the guest's UART driver starts is lost.
       if (!typed && /\/ # /.test(stdout)) {
         typed = true;
@@ -223,7 +234,11 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
       clearTimeout(timer);
       const pid = child.pid ?? -1;
       const cpu = snapshots.slice(1).map((b, i) => cpuBetween(pid, snapshots[i] as Map<number, ThreadTimes>, b, clockTicks()));
-      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu, timedOut });
+      const kvm = counters.slice(1).flatMap((b, i) => {
+        const a = counters[i];
+        return a && b ? [subtractCounters(b, a)] : [];
+      });
+      resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu, kvm, timedOut });
     });
   });
 }
@@ -328,7 +343,7 @@ async function measure(opts: Options): Promise<Session> {
       for (const v of vs) {
         const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
         const guest = parseGuestOutput(b.stdout);
-        const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}) };
+        const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}), ...(b.kvm.length === guest.results.length ? { kvm: b.kvm } : {}) };
         if (v === tsvmm) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
         runs.push(run);
         say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
@@ -367,6 +382,10 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   console.log(formatTable(figures, names));
   console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
   console.log(formatCpuTable(figures, names));
+  if (figures.some((f) => Object.values(f.variants).some((v) => v.kvmPerRequest))) {
+    console.log(`\nKVM exits per request (debugfs counters of the kernel running the VMM, one VM at a time; median): all exits / to user space (MMIO + PIO) / HLT / interrupts injected\n`);
+    console.log(formatKvmTable(figures, names));
+  }
   if (exits) {
     console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${round}; ${exits.requests.toFixed(0)} requests a boot):`);
     console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);
@@ -447,7 +466,9 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
         sessions.push(JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, '')) as Session);
         break;
       }
-      failures.push(`round ${round} attempt ${attempt}: ${r.message.split('\n')[0] ?? ''}`);
+      // Why: the session's own "discarded" line (a stalled guest, most often), else the bed's word.
+      const why = r.output.split('\n').filter((l) => / discarded \(/.test(l)).map((l) => l.replace(/^\[blk\] /, '').trim());
+      failures.push(`round ${round} attempt ${attempt}: ${why.join('; ') || (r.message.split('\n')[0] ?? '')}`);
       if (attempt >= 3) {
         console.error(`[blk] round ${round} failed in 3 test beds: ${r.message}`);
         return 1;

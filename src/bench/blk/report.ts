@@ -3,6 +3,7 @@
 import { max, median, min } from '../stats.js';
 import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
 import type { CpuSplit } from './threads.js';
+import { KVM_COUNTERS, type KvmCounters } from './kvm-stats.js';
 
 /** One boot of one VMM that ran the whole test list. */
 export interface VmmRun {
@@ -15,6 +16,8 @@ export interface VmmRun {
   tsvmmDelta?: TsvmmStats;
   /** Host CPU ms of the VMM process during each test, in the order of guest.results. */
   cpu?: CpuSplit[];
+  /** KVM's counters during each test, in the order of guest.results. */
+  kvm?: KvmCounters[];
 }
 
 export interface FigureSummary {
@@ -32,6 +35,8 @@ export interface FigureSummary {
     interruptsPerRequest: number | null;
     /** Host CPU µs per request of the VMM process, by thread role (medians over rounds). */
     cpuUsPerRequest: CpuSplit | null;
+    /** KVM's counters per request (medians over rounds). */
+    kvmPerRequest: KvmCounters | null;
   }>;
   /** tsvmm median / each QEMU variant's median. */
   ratios: Record<string, number>;
@@ -53,7 +58,7 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[], 
         byId.set(id, f);
         order.push(id);
       }
-      const v = (f.variants[run.variant] ??= { samples: [], median: 0, min: 0, max: 0, interruptsPerRequest: null, cpuUsPerRequest: null });
+      const v = (f.variants[run.variant] ??= { samples: [], median: 0, min: 0, max: 0, interruptsPerRequest: null, cpuUsPerRequest: null, kvmPerRequest: null });
       v.samples.push(valueOf(r));
     }
   }
@@ -75,6 +80,17 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[], 
         }));
       const us = (k: keyof CpuSplit): number => median(cpu.map(({ c, n }) => (c[k] * 1000) / n));
       v.cpuUsPerRequest = cpu.length ? { main: us('main'), vcpu: us('vcpu'), other: us('other'), total: us('total') } : null;
+      const kvm = runs
+        .filter((run) => run.variant === name && run.kvm)
+        .flatMap((run) => run.guest.results.flatMap((r, i) => {
+          const k = run.kvm?.[i];
+          return figureId(r) === f.id && k && r.requests > 0 ? [{ k, n: r.requests }] : [];
+        }));
+      if (kvm.length) {
+        const per: Partial<KvmCounters> = {};
+        for (const c of KVM_COUNTERS) per[c] = median(kvm.map(({ k, n }) => k[c] / n));
+        v.kvmPerRequest = per as KvmCounters;
+      }
     }
     const b = f.variants[base];
     for (const name of variants) {
@@ -152,6 +168,24 @@ export function formatCpuTable(figures: readonly FigureSummary[], variants: read
     ...variants.map((v) => {
       const c = f.variants[v]?.cpuUsPerRequest;
       return c ? `${c.main.toFixed(0)} + ${c.vcpu.toFixed(0)} + ${c.other.toFixed(0)} = ${c.total.toFixed(0)}` : '-';
+    }),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+/** KVM's exits per request: all / to user space (MMIO + PIO) / HLT / interrupts injected. */
+export function formatKvmTable(figures: readonly FigureSummary[], variants: readonly string[]): string {
+  const head = ['figure', ...variants.map((v) => `${v}: all / user (mmio+pio) / hlt / irq`)];
+  const rows = figures.map((f) => [
+    `${f.test} QD${f.qd}`,
+    ...variants.map((v) => {
+      const k = f.variants[v]?.kvmPerRequest;
+      return k
+        ? `${k.exits.toFixed(1)} / ${(k.mmio_exits + k.io_exits).toFixed(2)} (${k.mmio_exits.toFixed(2)}+${k.io_exits.toFixed(2)}) / ${k.halt_exits.toFixed(2)} / ${k.irq_injections.toFixed(2)}`
+        : '-';
     }),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
