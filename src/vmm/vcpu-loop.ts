@@ -36,7 +36,7 @@ export const CONTROL_CELLS = 2;
 export const STOP_CODES: Record<number, VcpuStopKind> = { 1: 'stop-requested', 2: 'reset', 3: 'poweroff' };
 const STOP_DETAILS: Record<number, string> = {
   1: 'the VMM stopped the vCPUs',
-  2: 'the guest reset the machine (i8042 CPU reset)',
+  2: 'the guest reset the machine (i8042 or ACPI reset register)',
   3: 'the guest powered off',
 };
 export function requestStop(control: Int32Array, code: 1 | 2 | 3): boolean {
