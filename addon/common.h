@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+#include <sys/ioctl.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -100,5 +102,17 @@ void InitMemory(Napi::Env env, Napi::Object exports);
 void InitVcpu(Napi::Env env, Napi::Object exports);
 void InitEventFd(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
+
+// ioctl(2), again while a signal interrupted it. For configuration ioctls, not KVM_RUN (which has
+// its own loop in vcpu.cc): they fail with EINTR before doing anything, so EINTR means "not
+// done, try again". Seen: KVM_CREATE_VM under `node --cpu-prof`, whose SIGPROF lands during it.
+template <typename Arg>
+inline int IoctlRetrying(int fd, unsigned long request, Arg arg) {
+  int rc;
+  do {
+    rc = ioctl(fd, request, arg);
+  } while (rc < 0 && errno == EINTR);
+  return rc;
+}
 
 }  // namespace tsvmm

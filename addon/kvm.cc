@@ -110,10 +110,10 @@ Napi::Value Ioctl(const Napi::CallbackInfo& info) {
   int rc = -1;
   switch (spec->kind) {
     case ArgKind::None:
-      rc = ioctl(fd, spec->request, 0);
+      rc = IoctlRetrying(fd, spec->request, 0);
       break;
     case ArgKind::Int:
-      rc = ioctl(fd, spec->request, static_cast<unsigned long>(ArgU64(info, 2, "ioctl argument", UINT32_MAX)));
+      rc = IoctlRetrying(fd, spec->request, static_cast<unsigned long>(ArgU64(info, 2, "ioctl argument", UINT32_MAX)));
       break;
     case ArgKind::Buffer:
     case ArgKind::VarBuffer: {
@@ -139,7 +139,7 @@ Napi::Value Ioctl(const Napi::CallbackInfo& info) {
           throw Napi::RangeError::New(env, name + " with count " + std::to_string(count) + " needs " +
                                                std::to_string(need) + " bytes, got " + std::to_string(len));
       }
-      rc = ioctl(fd, spec->request, buf.Data());
+      rc = IoctlRetrying(fd, spec->request, buf.Data());
       break;
     }
   }
@@ -264,7 +264,7 @@ Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info) {
   region.guest_phys_addr = gpa;
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(static_cast<uint8_t*>(mapping->addr) + offset);
-  Check(env, ioctl(vmFd, KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION",
+  Check(env, IoctlRetrying(vmFd, KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION",
         "slot " + std::to_string(slot));
   return env.Undefined();
 }

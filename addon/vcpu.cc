@@ -99,7 +99,7 @@ class Vcpu : public Napi::ObjectWrap<Vcpu> {
       throw Napi::RangeError::New(env, "kvm_run mmap size " + std::to_string(mmapSize) + " is below sizeof(kvm_run)");
     auto core = std::make_shared<VcpuCore>();
     core->index = index;
-    core->fd = UniqueFd(Check(env, ioctl(vmFd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)),
+    core->fd = UniqueFd(Check(env, IoctlRetrying(vmFd, KVM_CREATE_VCPU, static_cast<unsigned long>(index)),
                               "KVM_CREATE_VCPU", "vCPU " + std::to_string(index)));
     void* addr = mmap(nullptr, mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, core->fd.Get(), 0);
     if (addr == MAP_FAILED) throw ErrnoError(env, "mmap", errno, "kvm_run of vCPU " + std::to_string(index));

@@ -1,7 +1,6 @@
 // Entry point of a vCPU worker_thread (the chosen exit-path design): attach to the vCPU the main
 // thread created and set up, build this thread's buses over the shared device state, and run
 // the vCPU until the guest or the VMM stops it. Exits are handled here, on this thread.
-import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Bus } from '../vmm/bus.js';
@@ -14,16 +13,12 @@ import { Vcpu } from '../vmm/vcpu.js';
 import { requestStop, runVcpuLoop } from '../vmm/vcpu-loop.js';
 import { legacyPioBus } from './legacy-buses.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
+import { writeAll } from './console-output.js';
 
 const port = parentPort;
 if (!port) throw new Error('vcpu-worker.ts must run in a worker_thread');
 const init = workerData as VcpuWorkerInit;
 const post = (m: VcpuWorkerMessage): void => port.postMessage(m);
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
-}
 
 try {
   const control = new Int32Array(init.control);

@@ -91,7 +91,8 @@ export class DescriptorChain {
       const flags = memory.readU16(at + 12);
       const next = memory.readU16(at + 14);
       const addr = hi >= UNSAFE_HIGH ? Number.POSITIVE_INFINITY : hi * 0x1_0000_0000 + lo;
-      const addrText = hi >= UNSAFE_HIGH ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : hex(addr);
+      // Only for error messages: built when one is thrown, not for every descriptor.
+      const addrText = (): string => (hi >= UNSAFE_HIGH ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : hex(addr));
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
         if (indirect) bad('nested-indirect', 'VIRTQ_DESC_F_INDIRECT inside an indirect table (§2.7.5.3.1 allows one table per chain)');
@@ -102,7 +103,7 @@ export class DescriptorChain {
         if (len / DESC_SIZE > ctx.maxSize) {
           bad('bad-indirect-length', `indirect table of ${len / DESC_SIZE} entries exceeds the queue maximum of ${ctx.maxSize}`);
         }
-        if (!memory.contains(addr, len)) bad('out-of-range', `indirect table ${addrText} + ${len} outside guest memory`);
+        if (!memory.contains(addr, len)) bad('out-of-range', `indirect table ${addrText()} + ${len} outside guest memory`);
         // §2.7.5.3: the table replaces the rest of the chain; WRITE on this descriptor is ignored
         // (§2.7.5.3.2) and so is NEXT, which drivers must not set together with INDIRECT (§2.7.5.3.1).
         table = addr;
@@ -115,7 +116,7 @@ export class DescriptorChain {
 
       count++;
       if (count > ctx.maxSize) bad('too-long', `more than ${ctx.maxSize} descriptors in one chain (the queue maximum)`);
-      if (!memory.contains(addr, len)) bad('out-of-range', `address ${addrText} + ${len} outside guest memory`);
+      if (!memory.contains(addr, len)) bad('out-of-range', `address ${addrText()} + ${len} outside guest memory`);
       const view = memory.slice(addr, len);
       if (flags & VIRTQ_DESC_F_WRITE) {
         writableLength += len;
