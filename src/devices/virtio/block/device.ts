@@ -17,6 +17,7 @@
 // guest buffers in place (zero copy).
 
 import { createHash } from 'node:crypto';
+import { BouncePool } from './bounce-pool.js';
 import { basename, resolve } from 'node:path';
 import type { ActivateContext, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../chain.js';
@@ -145,6 +146,7 @@ export class VirtioBlock implements VirtioDevice {
   readonly serial: string;
   private readonly serialId: Uint8Array;
   private readonly metricsData = newMetrics();
+  private readonly bounce = new BouncePool();
   private generation = 0;
   private active: Active | undefined;
   private inFlightCount = 0;
@@ -333,13 +335,17 @@ export class VirtioBlock implements VirtioDevice {
     const m = this.metricsData;
     switch (op.kind) {
       case 'read': {
-        const bounce = new Uint8Array(op.length);
-        await this.backend.read(op.offset, [bounce]);
-        if (a.generation !== this.generation) return; // reset meanwhile: the guest's pages are not ours
-        let at = 0;
-        for (const b of op.buffers) {
-          b.set(bounce.subarray(at, at + b.byteLength));
-          at += b.byteLength;
+        const bounce = this.bounce.take(op.length);
+        try {
+          await this.backend.read(op.offset, [bounce]);
+          if (a.generation !== this.generation) return; // reset meanwhile: the guest's pages are not ours
+          let at = 0;
+          for (const b of op.buffers) {
+            b.set(bounce.subarray(at, at + b.byteLength));
+            at += b.byteLength;
+          }
+        } finally {
+          this.bounce.give(bounce); // the read is over (done or failed): nothing writes to it any more
         }
         m.reads++;
         m.readBytes += op.length;
