@@ -144,7 +144,10 @@ async function bedAttempt(mode, env) {
   log(`starting the nested-KVM test bed for: ${mode} (overall timeout ${BED_TIMEOUT_S} s)`);
   usedTestBed = true;
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('');
-  const r = await run(node, [cli, '--timeout', String(BED_TIMEOUT_S), '--', `${assignments}${JSON.stringify(node)} scripts/test.mjs ${mode}`]);
+  // The Linux suite moves 256 MiB files through the bed's tmpfs (/tmp) next to its nested guests:
+  // 4 GiB keeps that clear of memory pressure (the default is 2 GiB).
+  const memory = mode === 'kvm-linux' ? ['--memory', '4096'] : [];
+  const r = await run(node, [cli, '--timeout', String(BED_TIMEOUT_S), ...memory, '--', `${assignments}${JSON.stringify(node)} scripts/test.mjs ${mode}`]);
   const m = /^\[tsvmm-test\] totals: (\d+) passed, (\d+) failed, (\d+) skipped$/m.exec(r.output);
   if (!m) {
     log(`test bed: no totals came back (exit ${r.code}${r.timedOut ? ', timed out' : ''})`);

@@ -1,7 +1,5 @@
-// virtio-blk data integrity in a real guest:
-// - a 256 MiB file written through ext4 and read back after a remount, checksummed in the guest
-//   and on the host;
-// - SIGKILL durability: the guest writes and fsyncs files on its ext4 root and prints one ACK line
+// virtio-blk data integrity in a real guest (the 256 MiB write/read-back is in
+// write-read-256mib.test.ts). SIGKILL durability: the guest writes and fsyncs files on its ext4 root and prints one ACK line
 //   per file once fsync returned; the host kills tsvmm with SIGKILL at a random moment. The next
 //   boot (the kernel replays the journal when it mounts the root) first checksums every file on
 //   the disk, and every acknowledged one must be there, intact; then it writes and is killed
@@ -9,8 +7,8 @@
 //   e2fsck -fn must find the image clean and debugfs must read every acknowledged file back.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,20 +20,9 @@ const test = suite(`virtio-blk integrity [${whereLabel()}]`);
 const kernel = guestKernel();
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const PROMPT = /\/ # /;
-const MiB = 1024 * 1024;
 const HOST_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 /** 20 kill cycles (issue 6 asks for at least 20); TSVMM_DURABILITY_CYCLES changes it (a longer soak). */
 const CYCLES = Number.parseInt(process.env.TSVMM_DURABILITY_CYCLES ?? '20', 10) || 20;
-
-function md5File(path: string, bytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('md5');
-    createReadStream(path, { start: 0, end: bytes - 1 })
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
 
 function host(cmd: string, args: string[]): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: HOST_ENV });
@@ -67,47 +54,6 @@ if (!kernel) {
     assert.unreachable('the kernels/ guest is not built: npm run kernel');
   });
 } else {
-  test('a 256 MiB file written through ext4 reads back with the same checksum in the guest and on the host', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-big-'));
-    try {
-      // The source: 256 MiB of random bytes on a read-only raw disk (vda); the target: an empty
-      // ext4 image (vdb). Guest memory (128 MiB) is smaller than the file, so the read-back after
-      // the remount comes from the device, not from the page cache.
-      const src = join(dir, 'src.img');
-      writeFileSync(src, randomBytes(256 * MiB));
-      const srcMd5 = await md5File(src, 256 * MiB);
-      const fs = join(dir, 'fs.ext4');
-      const mk = host('mkfs.ext4', ['-q', '-F', '-L', 'big', fs, '300M']);
-      assert.is(mk.status, 0, `mkfs.ext4: ${mk.out}`);
-      const script = [
-        'mkdir -p /mnt && mount -t ext4 /dev/vdb /mnt',
-        'dd if=/dev/vda of=/mnt/big bs=1M count=256 conv=fsync 2>/dev/null; echo WRITE=$?',
-        'umount /mnt && mount -t ext4 /dev/vdb /mnt',
-        'echo SUM=$(md5sum </mnt/big)',
-        'umount /mnt; echo UMOUNT=$?',
-      ].join('\n');
-      const r: TsvmmResult = await runTsvmm(
-        ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', CMDLINE, '--memory', '128', '--disk', `${src}:ro`, '--disk', fs],
-        [[PROMPT, `${script}\nexit\n`]],
-        600_000,
-      );
-      assert.match(r.stdout, /WRITE=0/, tail(r));
-      const sum = /SUM=([0-9a-f]{32})/.exec(r.stdout);
-      assert.ok(sum, `no checksum from the guest${tail(r)}`);
-      assert.is(sum[1], srcMd5, 'the guest read back what it wrote');
-      assert.match(r.stdout, /UMOUNT=0/, tail(r));
-      assert.is(r.code, 0, tail(r));
-      const fsck = host('e2fsck', ['-fn', fs]);
-      assert.is(fsck.status, 0, `e2fsck -fn: ${fsck.out}`);
-      const dumped = join(dir, 'big.out');
-      const dump = host('debugfs', ['-R', `dump /big ${dumped}`, fs]);
-      assert.is(dump.status, 0, dump.out);
-      assert.is(await md5File(dumped, 256 * MiB), srcMd5, 'the file in the image, read by debugfs on the host');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
   test(`SIGKILL durability: ${CYCLES} kills at random moments lose no fsync-acknowledged write, and ext4 stays clean`, async () => {
     if (!kernel.rootfs) assert.unreachable('no rootfs image: kernels/build-rootfs.sh (scripts/test.mjs builds it)');
     const seed = Number(process.env.TSVMM_DURABILITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
