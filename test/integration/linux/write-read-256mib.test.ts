@@ -77,7 +77,7 @@ if (!kernel) {
       const r = await runTsvmm(
         ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', CMDLINE, '--memory', '128', '--disk', `${src}:ro`, '--disk', fs],
         [[/\/ # /, `${script}\nexit\n`]],
-        600_000,
+        300_000,
       );
       assert.not.ok(r.timedOut, `timed out${tail(r)}`);
       assert.match(r.stdout, /WRITE=0/, tail(r));
