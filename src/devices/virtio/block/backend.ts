@@ -124,34 +124,37 @@ export class FileBackend implements BlockBackend {
   async read(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
     const want = total(buffers);
     this.checkOpen('read', pos, want);
-    let done = 0;
-    while (done < want) {
-      let n: number;
-      try {
-        ({ bytesRead: n } = await this.fh.readv(rest(buffers, done), pos + done));
-      } catch (e) {
-        throw new BlockBackendError('read', this.path, pos, want, errnoText(e), e);
-      }
-      if (n === 0) {
-        throw new BlockBackendError('read', this.path, pos, want, `end of file after ${done} bytes: the image shrank below its opened size ${this.size}`);
-      }
-      done += n;
-    }
+    await this.transfer('read', pos, buffers, want, async (bufs, at) => (await this.fh.readv(bufs, at)).bytesRead, (done) => `end of file after ${done} bytes: the image shrank below its opened size ${this.size}`);
   }
 
   async write(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
     const want = total(buffers);
     this.checkOpen('write', pos, want);
     if (this.readOnly) throw new BlockBackendError('write', this.path, pos, want, 'the image is open read-only');
+    await this.transfer('write', pos, buffers, want, async (bufs, at) => (await this.fh.writev(bufs, at)).bytesWritten, (done) => `no progress after ${done} bytes`);
+  }
+
+  /**
+   * Repeats a positional vectored call until all `want` bytes moved (preadv/pwritev may do less);
+   * a call that moves nothing is an error (`stalled` says why), as is a failed call.
+   */
+  private async transfer(
+    op: 'read' | 'write',
+    pos: number,
+    buffers: readonly Uint8Array[],
+    want: number,
+    call: (buffers: Uint8Array[], position: number) => Promise<number>,
+    stalled: (done: number) => string,
+  ): Promise<void> {
     let done = 0;
     while (done < want) {
       let n: number;
       try {
-        ({ bytesWritten: n } = await this.fh.writev(rest(buffers, done), pos + done));
+        n = await call(rest(buffers, done), pos + done);
       } catch (e) {
-        throw new BlockBackendError('write', this.path, pos, want, errnoText(e), e);
+        throw new BlockBackendError(op, this.path, pos, want, errnoText(e), e);
       }
-      if (n === 0) throw new BlockBackendError('write', this.path, pos, want, `no progress after ${done} bytes`);
+      if (n === 0) throw new BlockBackendError(op, this.path, pos, want, stalled(done));
       done += n;
     }
   }
