@@ -68,8 +68,7 @@ async function drive(w: Workload, depth: number, sizeBytes: number, seconds: num
   return { ops, secs: Number(process.hrtime.bigint() - t0) / 1e9 };
 }
 
-function row(w: Workload, depth: number, path: string, ops: number, secs: number): Row {
-  const iops = ops / secs;
+function row(w: Workload, depth: number, path: string, iops: number): Row {
   return { workload: w.name, depth, path, iops, mibPerS: (iops * w.bs) / (1 << 20), usPerOp: (1e6 * depth) / iops };
 }
 
@@ -86,8 +85,7 @@ function fio(file: string, w: Workload, depth: number, seconds: number, engine: 
   if (r.status !== 0) return undefined;
   const job = (JSON.parse(r.stdout) as { jobs: { read: { iops: number }; write: { iops: number } }[] }).jobs[0];
   if (!job) return undefined;
-  const iops = job[w.rw].iops;
-  return { workload: w.name, depth, path: `fio ${engine}`, iops, mibPerS: (iops * w.bs) / (1 << 20), usPerOp: (1e6 * depth) / iops };
+  return row(w, depth, `fio ${engine}`, job[w.rw].iops);
 }
 
 async function main(): Promise<void> {
@@ -126,9 +124,9 @@ async function main(): Promise<void> {
             else writevCb(fd, [buf], pos, done);
           });
         let r = await drive(w, depth, size, seconds, viaPromises);
-        rows.push(row(w, depth, 'fs/promises (tsvmm)', r.ops, r.secs));
+        rows.push(row(w, depth, 'fs/promises (tsvmm)', r.ops / r.secs));
         r = await drive(w, depth, size, seconds, viaCallbacks);
-        rows.push(row(w, depth, 'fs callback', r.ops, r.secs));
+        rows.push(row(w, depth, 'fs callback', r.ops / r.secs));
         for (const engine of ['psync', 'io_uring'] as const) {
           const f = haveFio ? fio(file, w, depth, seconds, engine) : undefined;
           if (f) rows.push(f);

@@ -41,9 +41,9 @@ function prng(seed: number): () => number {
   };
 }
 
-/** What the guest's writer puts in a file: `yes TAG | head -c SIZE`. */
-function expectedContent(tag: string, size: number): Buffer {
-  const line = Buffer.from(`${tag}\n`);
+/** What the guest's writer put in file `name` (c<cycle>-<i>): `yes c<cycle>-i<i> | head -c SIZE`. */
+function expectedContent(name: string, size: number): Buffer {
+  const line = Buffer.from(`${name.replace(/-(\d+)$/, '-i$1')}\n`);
   const out = Buffer.alloc(size);
   for (let o = 0; o < size; o += line.length) line.copy(out, o, 0, Math.min(line.length, size - o));
   return out;
@@ -75,7 +75,7 @@ if (!kernel) {
       const have = new Map<string, string>();
       for (const m of (listing[1] as string).matchAll(/([0-9a-f]{32})\s+(c\d+-\d+)/g)) have.set(m[2] as string, m[1] as string);
       for (const [name, size] of acked) {
-        const want = createHash('md5').update(expectedContent(name.replace(/-(\d+)$/, '-i$1'), size)).digest('hex');
+        const want = createHash('md5').update(expectedContent(name, size)).digest('hex');
         assert.ok(have.has(name), `${when}: acknowledged file /d/${name} is missing ${why}`);
         assert.is(have.get(name), want, `${when}: acknowledged file /d/${name} (${size} bytes) has other content ${why}`);
       }
@@ -134,7 +134,7 @@ if (!kernel) {
           got = undefined;
         }
         assert.ok(got, `host: acknowledged file /d/${name} is missing from the image ${why}`);
-        assert.ok(got.equals(expectedContent(name.replace(/-(\d+)$/, '-i$1'), size)), `host: /d/${name} (${size} bytes) differs ${why}`);
+        assert.ok(got.equals(expectedContent(name, size)), `host: /d/${name} (${size} bytes) differs ${why}`);
       }
       // For the log (and the issue note): how much each cycle wrote before its kill.
       process.stdout.write(`  durability: ${CYCLES} kills, ${acked.size} acknowledged files checked (per cycle: ${perCycle.join(' ')}), seed ${seed}\n`);
