@@ -24,16 +24,7 @@ readonly BUSYBOX=/bin/busybox
 readonly INIT=$here/init.sh
 readonly BUILD_DEBS=(cpio gzip)
 
-mode=build
-case "${1:-}" in
-  '') ;;
-  --if-built) mode='if-built' ;;
-  -h | --help)
-    print_header_help "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  *) die "unknown argument '$1' (try --help)" ;;
-esac
+parse_mode "${BASH_SOURCE[0]}" "${1:-}"
 
 cache=$(tsvmm_cache_root)/initramfs
 [[ -f "$INIT" ]] || die "$INIT is missing"

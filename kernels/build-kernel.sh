@@ -27,17 +27,7 @@ readonly FRAGMENT=$here/tsvmm.config
 # Host packages the kernel build needs (Debian names).
 readonly BUILD_DEBS=(build-essential bc bison flex libelf-dev libssl-dev xz-utils cpio)
 
-mode=build
-case "${1:-}" in
-  '') ;;
-  --if-built) mode='if-built' ;;
-  --config-only) mode='config-only' ;;
-  -h | --help)
-    print_header_help "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  *) die "unknown argument '$1' (try --help)" ;;
-esac
+parse_mode "${BASH_SOURCE[0]}" "${1:-}" config-only
 
 cache=$(tsvmm_cache_root)/kernel
 [[ -f "$FRAGMENT" ]] || die "config fragment $FRAGMENT is missing"

@@ -21,16 +21,7 @@ readonly TAG=rootfs
 readonly SIZE=64M
 readonly BUILD_DEBS=(e2fsprogs cpio gzip)
 
-mode=build
-case "${1:-}" in
-  '') ;;
-  --if-built) mode='if-built' ;;
-  -h | --help)
-    print_header_help "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  *) die "unknown argument '$1' (try --help)" ;;
-esac
+parse_mode "${BASH_SOURCE[0]}" "${1:-}"
 
 cache=$(tsvmm_cache_root)/rootfs
 

@@ -98,3 +98,28 @@ run_logged() {
 print_header_help() {
   awk 'NR == 1 || /^# shellcheck / { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
 }
+
+# parse_mode SCRIPT ARG [NAME...]: sets `mode` from a build script's one optional argument:
+# none → build, --if-built → if-built, --NAME → NAME for each extra NAME the script accepts,
+# -h/--help → SCRIPT's header comment as help (exit 0), anything else → an error.
+# shellcheck disable=SC2034 # `mode` is the calling script's variable
+parse_mode() {
+  local script=$1 arg=$2 name
+  shift 2
+  mode=build
+  case "$arg" in
+    '') return ;;
+    --if-built) mode='if-built'; return ;;
+    -h | --help)
+      print_header_help "$script"
+      exit 0
+      ;;
+  esac
+  for name in "$@"; do
+    if [[ $arg == "--$name" ]]; then
+      mode=$name
+      return
+    fi
+  done
+  die "unknown argument '$arg' (try --help)"
+}
