@@ -8,7 +8,8 @@
         "addon/memory.cc",
         "addon/vcpu.cc",
         "addon/vcpu_thread.cc",
-        "addon/eventfd.cc"
+        "addon/eventfd.cc",
+        "addon/fileio.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -60,6 +60,7 @@ export interface NativeAddon {
   eventfdRead(fd: number): bigint;
   eventfdWrite(fd: number, value?: number | bigint): void;
   FdWatcher: new (fd: number, onReadable: (err?: Error) => void) => NativeFdWatcher;
+  preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
 

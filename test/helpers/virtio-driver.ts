@@ -15,6 +15,8 @@ export class VirtioTestDriver {
   readonly state: TransportState;
   readonly queues: VirtqDriver[] = [];
   interrupts = 0;
+  /** Called after each interrupt the device raises (e.g. to wake a waiting benchmark). */
+  onInterrupt: (() => void) | undefined;
 
   constructor(
     readonly device: VirtioDevice,
@@ -22,8 +24,12 @@ export class VirtioTestDriver {
   ) {
     const sab = TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config });
     this.state = new TransportState(sab);
-    const activation = new VirtioActivation(this.state, device, memory, () => this.interrupts++);
-    this.transport = new MmioTransport(sab, { statusChanged: () => activation.onStatus(), queueNotify: (q) => activation.onNotify(q) }, memory, () => this.interrupts++);
+    const raised = (): void => {
+      this.interrupts++;
+      this.onInterrupt?.();
+    };
+    const activation = new VirtioActivation(this.state, device, memory, raised);
+    this.transport = new MmioTransport(sab, { statusChanged: () => activation.onStatus(), queueNotify: (q) => activation.onNotify(q) }, memory, raised);
   }
 
   read(offset: number): number {

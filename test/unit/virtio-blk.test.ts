@@ -12,6 +12,7 @@ import {
   BlockBackendError,
   CONFIG_OFFSETS,
   FileBackend,
+  READ_NOW_MAX,
   SEG_MAX,
   VIRTIO_BLK_F_BLK_SIZE,
   VIRTIO_BLK_F_DISCARD,
@@ -422,6 +423,99 @@ class GatedBackend implements BlockBackend {
   }
 }
 
+/** `file` without readNow: every read goes through libuv's threadpool. */
+function threadpoolOnly(file: FileBackend): BlockBackend {
+  return {
+    path: file.path,
+    readOnly: file.readOnly,
+    size: file.size,
+    read: (pos, bufs) => file.read(pos, bufs),
+    write: (pos, bufs) => file.write(pos, bufs),
+    flush: () => file.flush(),
+    writeZeroes: (pos, len) => file.writeZeroes(pos, len),
+    discard: (pos, len) => file.discard(pos, len),
+    close: () => file.close(),
+  };
+}
+
+/** A gated backend whose readNow answers from `answer` (true: filled with 0xc3; false; or throws). */
+class CachedBackend extends GatedBackend {
+  nowCalls = 0;
+  constructor(private readonly answer: 'hit' | 'miss' | 'fail') {
+    super();
+  }
+  readNow(_pos: number, buffers: readonly Uint8Array[]): boolean {
+    this.nowCalls++;
+    if (this.answer === 'fail') throw new BlockBackendError('read', this.path, 0, 0, 'injected EIO');
+    if (this.answer === 'miss') return false;
+    for (const b of buffers) b.fill(0xc3);
+    return true;
+  }
+}
+
+test('a read the backend answers at once completes inside notify, one interrupt for the batch', async () => {
+  const be = new CachedBackend('hit');
+  const dev = VirtioBlock.withBackend(be, { serial: 'c' });
+  const r = rig(dev);
+  const a = post(r, [header(VIRTIO_BLK_T_IN, 0)], [512, 512, 1]);
+  const b = post(r, [header(VIRTIO_BLK_T_IN, 8)], [4096, 1]);
+  dev.notify(0);
+  // No await: completed synchronously, no threadpool or setImmediate involved.
+  assert.is(r.driver.usedIdx, 2);
+  assert.is(r.interrupts(), 1);
+  assert.is(statusOf(r, a), VIRTIO_BLK_S_OK);
+  assert.is(statusOf(r, b), VIRTIO_BLK_S_OK);
+  assert.ok(r.memory.slice((b.writable[0] as GuestBuffer).addr, 4096).every((x) => x === 0xc3));
+  assert.equal(r.driver.collectUsed().map((u) => u.len), [1025, 4097]);
+  assert.is(be.gates.length, 0);
+  assert.is(dev.metrics.cachedReads, 2);
+  assert.is(dev.metrics.reads, 2);
+  await sleep(5);
+  assert.is(r.interrupts(), 1, 'no second interrupt from a leftover setImmediate');
+  await dev.dispose();
+});
+
+test('a read the backend cannot answer at once goes the asynchronous way; a failing one is IOERR', async () => {
+  const miss = new CachedBackend('miss');
+  const dev = VirtioBlock.withBackend(miss, { serial: 'm' });
+  const r = rig(dev);
+  const a = post(r, [header(VIRTIO_BLK_T_IN, 0)], [512, 1]);
+  dev.notify(0);
+  assert.is(miss.nowCalls, 1);
+  assert.is(r.driver.usedIdx, 0);
+  assert.is(miss.gates.length, 1);
+  miss.gates[0]?.release();
+  await used(r, 1);
+  assert.is(statusOf(r, a), VIRTIO_BLK_S_OK);
+  assert.is(dev.metrics.cachedReads, 0);
+  await dev.dispose();
+
+  const fail = new CachedBackend('fail');
+  const dev2 = VirtioBlock.withBackend(fail, { serial: 'f' });
+  const r2 = rig(dev2);
+  const c = post(r2, [header(VIRTIO_BLK_T_IN, 0)], [512, 1]);
+  dev2.notify(0);
+  assert.is(r2.driver.usedIdx, 1);
+  assert.is(statusOf(r2, c), VIRTIO_BLK_S_IOERR);
+  assert.is(dev2.metrics.backendErrors, 1);
+  assert.is(fail.gates.length, 0);
+  await dev2.dispose();
+});
+
+test('FileBackend.readNow: reads what is cached at once, never past the end, never above READ_NOW_MAX', async () => {
+  const { path, data } = image(2048 + 8); // 1 MiB + 4 KiB
+  const be = await FileBackend.open(path, true);
+  const buf = new Uint8Array(4096);
+  // The file was just written: its pages are cached, unless this file system has no RWF_NOWAIT
+  // (tmpfs): then readNow declines, and keeps declining without asking the kernel again.
+  const hit = be.readNow(4096, [buf.subarray(0, 1024), buf.subarray(1024)], 4096);
+  if (hit) assert.equal(buf, data.subarray(4096, 8192));
+  assert.is(be.readNow(data.length - 512, [new Uint8Array(1024)], 1024), false, 'a read crossing the end of the file');
+  assert.is(be.readNow(0, [new Uint8Array(READ_NOW_MAX + 4096)], READ_NOW_MAX + 4096), false, 'above READ_NOW_MAX');
+  await be.close();
+  assert.is(be.readNow(0, [buf], 4096), false, 'after close');
+});
+
 test('completions come out of order; a backend failure is IOERR', async () => {
   const be = new GatedBackend();
   const dev = VirtioBlock.withBackend(be, { serial: 'g' });
@@ -465,9 +559,9 @@ test('reset while a request is in flight: its completion touches neither the rin
   assert.is(be.gates.length, 1);
 
   // With a real file: a read in the threadpool at reset time is dropped too, and the device works
-  // again after re-activation.
+  // again after re-activation. (The file is cached, so the backend is kept off the readNow path.)
   const { path, data } = image(8);
-  const real = await VirtioBlock.open({ path });
+  const real = VirtioBlock.withBackend(threadpoolOnly(await FileBackend.open(path, false)));
   const r2 = rig(real);
   const pIn = post(r2, [header(VIRTIO_BLK_T_IN, 0)], [4096, 1]);
   const inBuf = pIn.writable[0] as GuestBuffer;

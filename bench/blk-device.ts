@@ -1,0 +1,153 @@
+// virtio-blk's per-request host cost with no VM: the device (src/devices/virtio/block) driven
+// through the real virtio-mmio register file by the test guest driver over in-memory guest
+// memory, one request at a time (queue depth 1), as a guest's O_DIRECT pread/pwrite loop drives
+// it. What a request costs here (µs of wall time and of CPU per request, garbage collections) is
+// what tsvmm's main thread and helper threads add to every request in a VM; the guest's side
+// (exits, interrupt handling) is not in it. Used to find and cut the device path's own cost.
+//
+//   node dist/bench/blk-device.js [--seconds 3] [--file F] [--size-mib 64] [--json out.json]
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { VirtioBlock } from '../src/devices/virtio/block/device.js';
+import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/devices/virtio/block/request.js';
+import { GuestMemory } from '../src/vmm/guest-memory.js';
+import { threadTimes } from '../src/bench/blk/threads.js';
+import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
+
+const VIRTIO_F_VERSION_1 = 1n << 32n;
+const VIRTIO_F_EVENT_IDX = 1n << 29n;
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+interface Workload {
+  name: string;
+  type: number;
+  bs: number;
+}
+const WORKLOADS: Workload[] = [
+  { name: '4k-randread', type: VIRTIO_BLK_T_IN, bs: 4096 },
+  { name: '4k-randwrite', type: VIRTIO_BLK_T_OUT, bs: 4096 },
+  { name: '1m-seqread', type: VIRTIO_BLK_T_IN, bs: 1 << 20 },
+];
+
+interface Result {
+  workload: string;
+  requests: number;
+  usPerRequest: number;
+  cpuUsPerRequest: { main: number; other: number };
+  gcPerThousand: number;
+  gcMsPerThousand: number;
+}
+
+async function run(file: string, sizeBytes: number, w: Workload, seconds: number): Promise<Result> {
+  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 8 << 20 }]);
+  const device = await VirtioBlock.open({ path: file });
+  const driver = new VirtioTestDriver(device, memory);
+  const features = driver.init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, { size: 128, bufferSpace: 4 << 20 });
+  const eventIdx = (features & VIRTIO_F_EVENT_IDX) !== 0n;
+  const q = driver.queues[0];
+  if (!q) throw new Error('no queue 0');
+  const header = q.alloc(16);
+  const data = q.alloc(w.bs, 4096);
+  const status = q.alloc(1);
+  const blocks = Math.floor(sizeBytes / w.bs);
+  let wake: (() => void) | undefined;
+  driver.onInterrupt = () => wake?.();
+  const gc = { count: 0, ms: 0 };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count++;
+      gc.ms += e.duration;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+
+  const one = async (i: number): Promise<void> => {
+    const block = w.bs === 4096 ? Math.floor(Math.random() * blocks) : i % blocks;
+    memory.writeU32(header, w.type);
+    memory.writeU32(header + 4, 0);
+    memory.writeU32(header + 8, (block * (w.bs / 512)) >>> 0);
+    memory.writeU32(header + 12, 0);
+    const readable = [{ addr: header, len: 16 }];
+    const dataBuf = { addr: data, len: w.bs };
+    const statusBuf = { addr: status, len: 1 };
+    const fired = new Promise<void>((res) => (wake = res));
+    if (w.type === VIRTIO_BLK_T_IN) q.postBuffers(readable, [dataBuf, statusBuf]);
+    else q.postBuffers([...readable, dataBuf], [statusBuf]);
+    driver.kick(0);
+    await fired;
+    driver.ackInterrupt();
+    const used = q.collectUsed();
+    if (used.length !== 1 || memory.readU8(status) !== 0) throw new Error(`request ${i}: used ${JSON.stringify(used)} status ${memory.readU8(status)}`);
+    if (eventIdx) q.setUsedEvent(q.usedIdx);
+  };
+
+  for (let i = 0; i < 200; i++) await one(i); // warm-up: JIT, page cache
+  const before = threadTimes(process.pid);
+  gc.count = 0;
+  gc.ms = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  let n = 0;
+  while (performance.now() < end) {
+    for (let k = 0; k < 64; k++) await one(n++);
+  }
+  const wallMs = performance.now() - t0;
+  const after = threadTimes(process.pid);
+  obs.disconnect();
+  let main = 0;
+  let other = 0;
+  for (const [tid, t] of after) {
+    const d = t.ticks - (before.get(tid)?.ticks ?? 0);
+    if (tid === process.pid) main += d;
+    else other += d;
+  }
+  await device.dispose();
+  const us = (ticks: number): number => (ticks * 1e6) / TICKS_PER_SECOND / n;
+  return {
+    workload: w.name,
+    requests: n,
+    usPerRequest: (wallMs * 1000) / n,
+    cpuUsPerRequest: { main: us(main), other: us(other) },
+    gcPerThousand: (gc.count * 1000) / n,
+    gcMsPerThousand: (gc.ms * 1000) / n,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '3' },
+      file: { type: 'string' },
+      'size-mib': { type: 'string', default: '64' },
+      json: { type: 'string' },
+      only: { type: 'string' },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const sizeBytes = Number(values['size-mib']) << 20;
+  const file = values.file ?? join(tmpdir(), `tsvmm-blk-device-${process.pid}.img`);
+  const made = values.file === undefined;
+  if (made) writeFileSync(file, randomBytes(sizeBytes));
+  try {
+    const results: Result[] = [];
+    for (const w of WORKLOADS) {
+      if (values.only && !w.name.includes(values.only)) continue;
+      const r = await run(file, sizeBytes, w, seconds);
+      results.push(r);
+      process.stdout.write(
+        `${r.workload.padEnd(13)} ${r.requests.toString().padStart(8)} req  ${r.usPerRequest.toFixed(1).padStart(7)} µs/req  ` +
+          `cpu main ${r.cpuUsPerRequest.main.toFixed(1)} other ${r.cpuUsPerRequest.other.toFixed(1)} µs/req  ` +
+          `gc ${r.gcPerThousand.toFixed(2)}/1000 req (${r.gcMsPerThousand.toFixed(2)} ms)\n`,
+      );
+    }
+    if (values.json) writeFileSync(values.json, `${JSON.stringify({ tool: 'bench/blk-device.ts', file, sizeBytes, seconds, node: process.version, results }, null, 1)}\n`);
+  } finally {
+    if (made) rmSync(file, { force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,20 @@
+// Non-blocking positional reads (preadv2 with RWF_NOWAIT, addon/fileio.cc): what the page cache
+// holds is copied at once, on the calling thread; nothing ever waits for a device or a lock.
+import { native as addon } from './native.js';
+import { native } from './errors.js';
+
+/** What a non-blocking read did: bytes read (all, or the cached prefix), or why it read nothing. */
+export type NoWaitRead = number | 'would-block' | 'unsupported';
+
+/**
+ * Reads into `buffers` (in order) from `fd` at `position` without waiting: returns the bytes
+ * read, which may be fewer than asked (only a prefix was cached) or 0 at end of file;
+ * 'would-block' when the first byte is not cached; 'unsupported' when the file system does not
+ * do RWF_NOWAIT (tmpfs, for one: callers stop trying). Other failures throw SyscallError.
+ */
+export function preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): NoWaitRead {
+  const n = native(() => addon().preadNoWait(fd, buffers, position));
+  if (n === -1) return 'would-block';
+  if (n === -2) return 'unsupported';
+  return n;
+}
