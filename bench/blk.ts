@@ -12,7 +12,7 @@
 // view of the project is read-only; inside the bed the JSON travels back as one `BLK-JSON {...}`
 // console line). --native runs it here whatever the host.
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,7 +29,7 @@ const MEMORY_MIB = 256;
 const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--size MiB] [--tests LIST]
-       [--qemu-cache LIST] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -37,7 +37,11 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --size MiB        scratch disk size (default 256)
   --tests LIST      blkbench tests, TEST[:QD] comma-separated (default ${DEFAULT_TESTS})
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
-                    'none' needs O_DIRECT, which the test bed's tmpfs /tmp refuses)
+                    'none' needs O_DIRECT, which tmpfs refuses: use it with --scratch-fs ext4)
+  --scratch-fs FS   where the scratch image lives: tmp (a file in the temp directory) or ext4
+                    (an ext4 file system made for the run on a loop device over a file in the
+                    temp directory; needs root). Default ext4 in the test bed, whose only
+                    writable file system is tmpfs (no O_DIRECT, no RWF_NOWAIT reads), else tmp
   --kernel/--initrd the guest (default: what kernels/build.sh built)
   --tools F         the ext4 tools disk of test/guest/build.sh (default: build or find it)
   --json FILE       where to write the results (default bench/results/blk-testbed.json with
@@ -51,6 +55,7 @@ interface Options {
   sizeMiB: number;
   tests: string[];
   qemuCaches: string[];
+  scratchFs: 'tmp' | 'ext4';
   kernel: string;
   initrd: string;
   tools: string;
@@ -90,6 +95,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       size: { type: 'string' },
       tests: { type: 'string' },
       'qemu-cache': { type: 'string' },
+      'scratch-fs': { type: 'string' },
       kernel: { type: 'string' },
       initrd: { type: 'string' },
       tools: { type: 'string' },
@@ -107,6 +113,12 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   for (const t of tests) if (!/^(seq|rand)(read|write)(:\d+)?$/.test(t)) throw new Error(`--tests: '${t}' is not TEST[:QD] (seqread, seqwrite, randread, randwrite)`);
   const qemuCaches = (values['qemu-cache'] ?? 'writeback').split(',').filter(Boolean);
   for (const c of qemuCaches) if (!/^(none|writeback|writethrough|directsync|unsafe)$/.test(c)) throw new Error(`--qemu-cache: '${c}' is not a QEMU cache mode`);
+  const scratchFsGiven = values['scratch-fs'];
+  if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
+  // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
+  const kind = detectKvm().kind;
+  const testbed = values.testbed ?? (!values.native && (kind === 'kvm-pvm' || kind === 'absent'));
+  const scratchFs = scratchFsGiven ?? (testbed || process.env.TSVMM_WHERE === 'testbed' ? 'ext4' : 'tmp');
   let kernel = values.kernel;
   let initrd = values.initrd;
   if (!kernel || !initrd) {
@@ -121,6 +133,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     sizeMiB: positive('size', values.size, 256),
     tests,
     qemuCaches,
+    scratchFs,
     kernel,
     initrd,
     tools: toolsImage(values.tools),
@@ -136,13 +149,25 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
     '--seconds', String(opts.seconds), '--size', String(opts.sizeMiB),
-    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--kernel', kernel, '--initrd', initrd,
+    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
-  // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
-  const kind = detectKvm().kind;
-  const testbed = values.testbed ?? (!values.native && (kind === 'kvm-pvm' || kind === 'absent'));
   return { opts, testbed, forward };
+}
+
+/**
+ * The directory the scratch image goes in: `dir` itself, or (ext4) an ext4 file system made for
+ * the run on a loop device over `dir`/ext4.img, with room for the image; unmount() undoes it.
+ */
+function scratchDir(dir: string, fs: 'tmp' | 'ext4', mib: number): { path: string; unmount: () => void } {
+  if (fs === 'tmp') return { path: dir, unmount: () => undefined };
+  const image = join(dir, 'ext4.img');
+  const mnt = join(dir, 'ext4');
+  execFileSync('truncate', ['-s', `${mib + 64}M`, image]);
+  execFileSync('mkfs.ext4', ['-q', '-F', image]);
+  mkdirSync(mnt);
+  execFileSync('mount', ['-o', 'loop', image, mnt]);
+  return { path: mnt, unmount: () => execFileSync('umount', [mnt]) };
 }
 
 /** A raw image of `mib` MiB whose every page is written (so tmpfs or a sparse file allocates it
@@ -323,12 +348,15 @@ interface Session {
 async function measure(opts: Options): Promise<Session> {
   const startedAt = new Date().toISOString();
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blkbench-'));
+  let unmount = (): void => undefined;
   try {
     const say = (s: string): boolean => process.stderr.write(`[blk] ${s}\n`);
-    const scratch = makeScratch(dir, opts.sizeMiB);
+    const where = scratchDir(dir, opts.scratchFs, opts.sizeMiB);
+    unmount = where.unmount;
+    const scratch = makeScratch(where.path, opts.sizeMiB);
     const vs = variants(opts, scratch);
     const tsvmm = vs[0] as Variant;
-    say(`scratch disk ${scratch} (${opts.sizeMiB} MiB), tools ${opts.tools}; ${opts.tests.length} tests x ${opts.seconds} s per boot`);
+    say(`scratch disk ${scratch} (${opts.sizeMiB} MiB, on ${opts.scratchFs === 'ext4' ? 'an ext4 loop mount' : 'the temp directory'}), tools ${opts.tools}; ${opts.tests.length} tests x ${opts.seconds} s per boot`);
     // The baseline: the same boot, prompt, disk discovery and mount, but no tests.
     const discarded: Discarded[] = [];
     const b0 = await bootValid(tsvmm, guestScript(opts, false), opts, (b) => {
@@ -360,6 +388,7 @@ async function measure(opts: Options): Promise<Session> {
       runs,
     };
   } finally {
+    unmount();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -405,6 +434,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     cmdline: CMDLINE,
     memoryMiB: MEMORY_MIB,
     diskMiB: opts.sizeMiB,
+    scratchFs: opts.scratchFs,
     secondsPerTest: opts.seconds,
     rounds: round,
     sessions: sessions.length,
@@ -453,6 +483,8 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
         cwd: packageRoot(),
         timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + 1)) + 120) * 1000,
         bed,
+        // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.
+        memoryMiB: 3072,
         // Echo everything but the (long) JSON line.
         onOutput: (chunk) => {
           pending += chunk;

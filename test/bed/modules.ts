@@ -8,9 +8,12 @@ import { moduleDepends, moduleName, resolveLoadOrder } from './modinfo.js';
 
 /**
  * What the guest needs: KVM for AMD (QEMU TCG's `-cpu max` has SVM+NPT but no VMX) and 9p
- * over virtio-pci to mount the host's root. Their dependencies are found from .modinfo.
+ * over virtio-pci to mount the host's root. Their dependencies are found from .modinfo. Also
+ * loop and ext4 (with crc32c, ext4's soft dependency for metadata checksums), so that a job can
+ * mount an ext4 image from the scratch tmpfs: the block benchmark keeps its scratch disk on one,
+ * since tmpfs does neither O_DIRECT nor RWF_NOWAIT reads, unlike the file systems images live on.
  */
-export const ROOT_MODULES = ['kvm_amd', 'virtio_pci', '9pnet_virtio', '9p'] as const;
+export const ROOT_MODULES = ['kvm_amd', 'virtio_pci', '9pnet_virtio', '9p', 'loop', 'crc32c_generic', 'ext4'] as const;
 
 export interface GuestModule {
   name: string;
