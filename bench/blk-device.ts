@@ -15,12 +15,11 @@ import { parseArgs } from 'node:util';
 import { VirtioBlock } from '../src/devices/virtio/block/device.js';
 import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/devices/virtio/block/request.js';
 import { GuestMemory } from '../src/vmm/guest-memory.js';
-import { threadTimes } from '../src/bench/blk/threads.js';
+import { clockTicks, cpuBetween, threadTimes } from '../src/bench/blk/threads.js';
 import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
 
 const VIRTIO_F_VERSION_1 = 1n << 32n;
 const VIRTIO_F_EVENT_IDX = 1n << 29n;
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 interface Workload {
   name: string;
@@ -98,20 +97,14 @@ async function run(file: string, sizeBytes: number, w: Workload, seconds: number
   const wallMs = performance.now() - t0;
   const after = threadTimes(process.pid);
   obs.disconnect();
-  let main = 0;
-  let other = 0;
-  for (const [tid, t] of after) {
-    const d = t.ticks - (before.get(tid)?.ticks ?? 0);
-    if (tid === process.pid) main += d;
-    else other += d;
-  }
+  const cpu = cpuBetween(process.pid, before, after, clockTicks()); // no vCPU threads here: main and other
   await device.dispose();
-  const us = (ticks: number): number => (ticks * 1e6) / TICKS_PER_SECOND / n;
+  const us = (ms: number): number => (ms * 1000) / n;
   return {
     workload: w.name,
     requests: n,
     usPerRequest: (wallMs * 1000) / n,
-    cpuUsPerRequest: { main: us(main), other: us(other) },
+    cpuUsPerRequest: { main: us(cpu.main), other: us(cpu.other) },
     gcPerThousand: (gc.count * 1000) / n,
     gcMsPerThousand: (gc.ms * 1000) / n,
   };

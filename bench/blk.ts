@@ -21,7 +21,7 @@ import { findGuestKernel } from '../src/check/guest-kernel.js';
 import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
-import { cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
+import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
@@ -211,13 +211,6 @@ interface Boot {
 
 /** Whether KVM's debugfs counters are read around each test (decided once, at the first boot). */
 let kvmCounters: boolean | undefined;
-
-/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux/x86). */
-let ticksPerSecond: number | undefined;
-function clockTicks(): number {
-  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  return ticksPerSecond;
-}
 
 /**
  * Spawns a VMM, types `script` at the first shell prompt, and waits for it to end. The VMM's

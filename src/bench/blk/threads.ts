@@ -3,6 +3,7 @@
 // that runs the virtio-blk device; QEMU: its main loop), the vCPU thread (guest time and exits),
 // and the rest (libuv's or QEMU's I/O thread pool, V8's helper threads). Where the host has few
 // CPUs (the test bed has one), CPU time per request bounds the request rate directly.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ThreadTimes {
@@ -11,6 +12,13 @@ export interface ThreadTimes {
   ticks: number;
   /** Time spent running the guest (field 43, guest_time): non-zero only on vCPU threads. */
   guestTicks: number;
+}
+
+let ticksPerSecond: number | undefined;
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux/x86): getconf CLK_TCK, once. */
+export function clockTicks(): number {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticksPerSecond;
 }
 
 /** A snapshot of every thread of `pid`; threads that end while it is read are left out. */
