@@ -19,17 +19,12 @@ constexpr uint64_t kHugePage = uint64_t(2) << 20;
 // The kernel backs what it can with huge pages and falls back to 4 KiB pages, so nothing needs
 // them; EINVAL (a kernel without THP) is the one madvise error ignored.
 void* MapGuestMemory(Napi::Env env, uint64_t size) {
-  const int prot = PROT_READ | PROT_WRITE;
-  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  if (size < kHugePage) {
-    void* addr = mmap(nullptr, size, prot, flags, -1, 0);
-    if (addr == MAP_FAILED) throw ErrnoError(env, "mmap", errno, std::to_string(size) + " bytes of guest memory");
-    return addr;
-  }
-  // Map kHugePage more than needed, then give back the unaligned head and the tail.
-  uint64_t span = size + kHugePage;
-  void* raw = mmap(nullptr, span, prot, flags, -1, 0);
+  // From 2 MiB up, map kHugePage more than needed, then give back the unaligned head and the tail.
+  const bool huge = size >= kHugePage;
+  uint64_t span = huge ? size + kHugePage : size;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) throw ErrnoError(env, "mmap", errno, std::to_string(size) + " bytes of guest memory");
+  if (!huge) return raw;
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
   uint64_t head = aligned - start;

@@ -25,7 +25,7 @@
 // freed that was not.
 
 import { open, type FileHandle } from 'node:fs/promises';
-import { preadNoWait } from '../../../vmm/file-io.js';
+import { preadNoWait, type NoWaitRead } from '../../../vmm/file-io.js';
 
 /** One I/O failure of the backend, with the operation, the file and the range. */
 export class BlockBackendError extends Error {
@@ -150,7 +150,7 @@ export class FileBackend implements BlockBackend {
 
   readNow(pos: number, buffers: readonly Uint8Array[], length: number): boolean {
     if (!this.nowait || this.closed || length > READ_NOW_MAX || buffers.length === 0) return false;
-    let r: ReturnType<typeof preadNoWait>;
+    let r: NoWaitRead;
     try {
       r = preadNoWait(this.fh.fd, buffers, pos);
     } catch (e) {
