@@ -8,7 +8,7 @@ import { EventFd } from '../vmm/eventfd.js';
 import { GuestMemory } from '../vmm/guest-memory.js';
 import { HostMapping } from '../vmm/mapping.js';
 import { MmioTransport } from '../devices/virtio/mmio.js';
-import { VIRTIO_MMIO_SIZE } from './virtio-host.js';
+import { VIRTIO_MMIO_SIZE, eventFdDoorbell } from './virtio-host.js';
 import { Vcpu } from '../vmm/vcpu.js';
 import { requestStop, runVcpuLoop } from '../vmm/vcpu-loop.js';
 import { legacyPioBus } from './legacy-buses.js';
@@ -42,7 +42,8 @@ try {
     const queues = d.queueFds.map((fd) => EventFd.borrow(fd));
     const irq = EventFd.borrow(d.irqFd);
     const events = { statusChanged: () => status.signal(), queueNotify: (q: number) => queues[q]?.signal() };
-    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal()));
+    const ack = eventFdDoorbell(EventFd.borrow(d.ackFd));
+    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), ack));
   }
   post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
   const onReport = (line: string): void => post({ type: 'report', index: init.index, line });

@@ -4,9 +4,11 @@
 //     device with the queues the driver made ready, status 0 resets it;
 //   - queue notifications arrive through ioeventfds KVM signals on the QueueNotify register
 //     (datamatch = queue index), so a notify costs the vCPU no exit to user space;
-//   - interrupts go out through an irqfd on the device's GSI.
+//   - interrupts go out through an irqfd on the device's GSI, and the driver's usual
+//     acknowledgement (InterruptACK = 1) lands in another ioeventfd (an AckDoorbell, mmio.ts),
+//     so of the two register accesses an interrupt costs, only the InterruptStatus read exits.
 import type { VirtioDevice } from '../devices/virtio/device.js';
-import { TransportState } from '../devices/virtio/mmio.js';
+import { ACK_DOORBELL_VALUE, TransportState, type AckDoorbell } from '../devices/virtio/mmio.js';
 import { REG } from '../devices/virtio/mmio-regs.js';
 import { VirtioActivation } from '../devices/virtio/activation.js';
 import { EventFd } from '../vmm/eventfd.js';
@@ -24,12 +26,20 @@ export interface VirtioWorkerDevice {
   /** One per queue: signalled for a QueueNotify write that reached user space. */
   queueFds: number[];
   irqFd: number;
+  /** The ioeventfd KVM signals for InterruptACK = ACK_DOORBELL_VALUE (see AckDoorbell). */
+  ackFd: number;
+}
+
+/** An eventfd as an AckDoorbell: the counter is non-zero when the driver acknowledged. */
+export function eventFdDoorbell(efd: EventFd): AckDoorbell {
+  return { take: () => efd.drain() !== 0n };
 }
 
 export class VirtioMmioHost {
   readonly state: TransportState;
   private readonly irq = new EventFd();
   private readonly statusEvent = new EventFd();
+  private readonly ackEvent = new EventFd();
   private readonly queueEvents: EventFd[];
   private readonly activation: VirtioActivation;
 
@@ -43,12 +53,14 @@ export class VirtioMmioHost {
   ) {
     this.state = new TransportState(
       TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config }),
+      eventFdDoorbell(this.ackEvent),
     );
     this.queueEvents = device.queueMaxSizes.map(() => new EventFd());
     this.activation = new VirtioActivation(this.state, device, memory, () => this.irq.signal(), (line) => {
       if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
     });
     vm.registerIrqfd(this.irq, gsi);
+    vm.registerIoeventfd(this.ackSpec, this.ackEvent);
     this.queueEvents.forEach((efd, i) => {
       vm.registerIoeventfd(this.notifySpec(i), efd);
       efd.watch(() => this.activation.onNotify(i));
@@ -58,6 +70,10 @@ export class VirtioMmioHost {
 
   private notifySpec(queue: number): { space: 'mmio'; address: bigint; length: 4; datamatch: bigint } {
     return { space: 'mmio', address: BigInt(this.base + REG.queueNotify), length: 4, datamatch: BigInt(queue) };
+  }
+
+  private get ackSpec(): { space: 'mmio'; address: bigint; length: 4; datamatch: bigint } {
+    return { space: 'mmio', address: BigInt(this.base + REG.interruptAck), length: 4, datamatch: BigInt(ACK_DOORBELL_VALUE) };
   }
 
   /** The kernel command-line word that announces this device (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). */
@@ -81,6 +97,7 @@ export class VirtioMmioHost {
       statusFd: this.statusEvent.fd,
       queueFds: this.queueEvents.map((e) => e.fd),
       irqFd: this.irq.fd,
+      ackFd: this.ackEvent.fd,
     };
   }
 
@@ -90,6 +107,8 @@ export class VirtioMmioHost {
       this.vm.unregisterIoeventfd(this.notifySpec(i), efd);
       efd.dispose();
     });
+    this.vm.unregisterIoeventfd(this.ackSpec, this.ackEvent);
+    this.ackEvent.dispose();
     this.vm.unregisterIrqfd(this.irq, this.gsi);
     this.irq.dispose();
     await this.device.dispose();

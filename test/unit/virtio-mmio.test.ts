@@ -1,10 +1,25 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { MmioTransport, TransportState, TransportConfigError, validateQueue } from '../../src/devices/virtio/mmio.js';
+import { ACK_DOORBELL_VALUE, MmioTransport, TransportState, TransportConfigError, validateQueue, type AckDoorbell } from '../../src/devices/virtio/mmio.js';
 import { INT_CONFIG_CHANGE, INT_USED_BUFFER, REG, STATUS, VIRTIO_MMIO_MAGIC } from '../../src/devices/virtio/mmio-regs.js';
 
-function setup(opts: { features?: bigint; config?: Uint8Array } = {}) {
+/** A doorbell as KVM's ioeventfd would ring it: a counter the transport drains. */
+function fakeDoorbell(): AckDoorbell & { ring(): void; rung: number } {
+  return {
+    rung: 0,
+    ring() {
+      this.rung++;
+    },
+    take() {
+      const had = this.rung > 0;
+      this.rung = 0;
+      return had;
+    },
+  };
+}
+
+function setup(opts: { features?: bigint; config?: Uint8Array; doorbell?: AckDoorbell } = {}) {
   const sab = TransportState.create({
     deviceId: 2,
     features: opts.features ?? (1n << 28n) | (1n << 29n),
@@ -15,7 +30,7 @@ function setup(opts: { features?: bigint; config?: Uint8Array } = {}) {
   const events: string[] = [];
   let irqs = 0;
   const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x100000 }]);
-  const t = new MmioTransport(sab, { statusChanged: (s) => events.push(`status ${s}`), queueNotify: (q) => events.push(`notify ${q}`) }, memory, () => irqs++);
+  const t = new MmioTransport(sab, { statusChanged: (s) => events.push(`status ${s}`), queueNotify: (q) => events.push(`notify ${q}`) }, memory, () => irqs++, opts.doorbell);
   const rd = (off: number): number => {
     const b = new Uint8Array(4);
     t.read(off, b);
@@ -26,7 +41,7 @@ function setup(opts: { features?: bigint; config?: Uint8Array } = {}) {
     new DataView(b.buffer).setUint32(0, v >>> 0, true);
     t.write(off, b);
   };
-  return { t, rd, wr, events, state: new TransportState(sab), irqs: () => irqs };
+  return { t, rd, wr, events, state: new TransportState(sab, opts.doorbell), irqs: () => irqs };
 }
 
 function setupQueue(wr: (o: number, v: number) => void, index: number, size: number, base: number): void {
@@ -84,6 +99,35 @@ test('the whole driver sequence: negotiate, set up queues, DRIVER_OK, notify, in
   assert.equal(state.readyQueues(), []);
   assert.is(state.driverFeatures, 0n);
   assert.is(events[events.length - 1], 'status 0');
+});
+
+test('ACK doorbell: an acknowledgement KVM took clears the used-buffer bit before the next read, raise or reset', () => {
+  const bell = fakeDoorbell();
+  const { rd, wr, state } = setup({ doorbell: bell });
+  assert.is(ACK_DOORBELL_VALUE, INT_USED_BUFFER);
+  state.raise(INT_USED_BUFFER);
+  assert.is(rd(REG.interruptStatus), INT_USED_BUFFER);
+  bell.ring(); // the driver wrote InterruptACK = 1 and KVM signalled the ioeventfd
+  assert.is(rd(REG.interruptStatus), 0, 'the read sees the acknowledgement');
+  // An ACK that came before a raise must not clear the bit that raise sets.
+  state.raise(INT_USED_BUFFER);
+  bell.ring();
+  state.raise(INT_USED_BUFFER);
+  assert.is(rd(REG.interruptStatus), INT_USED_BUFFER, 'the second raise came after the ACK');
+  assert.is(bell.rung, 0, 'drained');
+  // The doorbell only ever clears the used-buffer bit; a config change stays until acknowledged by a write.
+  state.configChanged(() => undefined);
+  bell.ring();
+  assert.is(rd(REG.interruptStatus), INT_CONFIG_CHANGE);
+  wr(REG.interruptAck, INT_CONFIG_CHANGE);
+  assert.is(rd(REG.interruptStatus), 0);
+  // A reset forgets an ACK still in the doorbell: it must not clear a bit raised afterwards.
+  state.raise(INT_USED_BUFFER);
+  bell.ring();
+  wr(REG.status, 0);
+  assert.is(bell.rung, 0);
+  state.raise(INT_USED_BUFFER);
+  assert.is(rd(REG.interruptStatus), INT_USED_BUFFER);
 });
 
 test('FEATURES_OK is refused for features the device lacks, or without VERSION_1', () => {

@@ -15,6 +15,7 @@ import { checkQueueConfig } from './queue.js';
 import {
   CONFIG_SPACE_SIZE,
   INT_CONFIG_CHANGE,
+  INT_USED_BUFFER,
   MAX_QUEUE_SIZE,
   MAX_QUEUES,
   MAX_SHM_REGIONS,
@@ -101,6 +102,26 @@ export class TransportConfigError extends Error {
   }
 }
 
+/**
+ * An InterruptACK write KVM took without an exit to user space: in a VM an ioeventfd on the
+ * InterruptACK register with datamatch ACK_DOORBELL_VALUE (the value Linux's vm_interrupt writes
+ * for nearly every interrupt, §4.2.2), so acknowledging an interrupt costs the vCPU no exit.
+ * Such an ACK is applied lazily, under the state lock, before anything reads or changes
+ * InterruptStatus: the InterruptStatus read, a raise, a reset. That is indistinguishable from
+ * applying it when the driver wrote it, because the driver can observe InterruptStatus only through
+ * the read. One race is left, and it is benign: a raise that drains the doorbell just before the
+ * ACK lands keeps its bit until the next read, which then clears it; but that raise published its
+ * used entries before the ACK, and the driver processes the ring after acknowledging (Linux's
+ * vm_interrupt does), so it finds them; the next interrupt then reads 0 (spurious, handled).
+ */
+export interface AckDoorbell {
+  /** True when the driver acknowledged ACK_DOORBELL_VALUE since the last call (and consumes it). */
+  take(): boolean;
+}
+
+/** The InterruptACK value an AckDoorbell stands for (the used-buffer bit). */
+export const ACK_DOORBELL_VALUE = INT_USED_BUFFER;
+
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
 const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 const join64 = (lo: number, hi: number): number => (hi >>> 0) * 2 ** 32 + (lo >>> 0);
@@ -111,7 +132,11 @@ export class TransportState {
   readonly cells: Int32Array;
   readonly config: Uint8Array;
 
-  constructor(readonly buffer: SharedArrayBuffer) {
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    /** ACKs taken by KVM (an ioeventfd) rather than by write(): see AckDoorbell. */
+    private readonly ackDoorbell?: AckDoorbell,
+  ) {
     this.cells = new Int32Array(buffer, 0, CELLS);
     this.config = new Uint8Array(buffer, CELLS * 4, CONFIG_SPACE_SIZE);
   }
@@ -190,7 +215,27 @@ export class TransportState {
 
   /** Sets InterruptStatus bits; the caller then signals the device's irqfd. */
   raise(bits: number): void {
-    Atomics.or(this.cells, C.intStatus, bits);
+    if (!this.ackDoorbell) {
+      Atomics.or(this.cells, C.intStatus, bits);
+      return;
+    }
+    lock(this.cells, C.lock);
+    try {
+      this.applyDoorbellAckLocked();
+      Atomics.or(this.cells, C.intStatus, bits);
+    } finally {
+      unlock(this.cells, C.lock);
+    }
+  }
+
+  /** Applies an InterruptACK the doorbell holds (caller holds the lock). */
+  applyDoorbellAckLocked(): void {
+    if (this.ackDoorbell?.take()) Atomics.and(this.cells, C.intStatus, ~ACK_DOORBELL_VALUE);
+  }
+
+  /** Forgets an InterruptACK the doorbell holds (device reset; caller holds the lock). */
+  discardDoorbellAckLocked(): void {
+    this.ackDoorbell?.take();
   }
 
   /** The device changed its config space: bump ConfigGeneration (§4.2.2) and ask for an interrupt. */
@@ -232,8 +277,9 @@ export class MmioTransport implements BusDevice {
     private readonly events: TransportEvents,
     private readonly memory: GuestMemory,
     private readonly onInterruptNeeded: () => void = () => {},
+    ackDoorbell?: AckDoorbell,
   ) {
-    this.state = new TransportState(state);
+    this.state = new TransportState(state, ackDoorbell);
     this.c = this.state.cells;
   }
 
@@ -305,6 +351,7 @@ export class MmioTransport implements BusDevice {
       case REG.queueReady:
         return q === undefined ? 0 : (c[q + Q_READY] as number);
       case REG.interruptStatus:
+        this.state.applyDoorbellAckLocked();
         return Atomics.load(c, C.intStatus);
       case REG.status:
         return Atomics.load(c, C.status);
@@ -438,6 +485,7 @@ export class MmioTransport implements BusDevice {
     c[C.drvFeatHi] = 0;
     c[C.queueSel] = 0;
     c[C.intStatus] = 0;
+    this.state.discardDoorbellAckLocked();
     c[C.shmSel] = 0;
     for (let i = 0; i < MAX_QUEUES; i++) {
       const o = C.queues + i * Q_CELLS;
