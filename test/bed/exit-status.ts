@@ -45,15 +45,26 @@ export interface RunFacts {
   tail: string;
   /** The kernel's "Kernel panic - not syncing: ..." line, if one was seen. */
   panic?: string | undefined;
+  /** Seconds without a heartbeat after which the watchdog killed QEMU (undefined: it did not). */
+  frozenAfterS?: number | undefined;
 }
 
+export type RunReason = 'exited' | 'timeout' | 'vm-died' | 'frozen';
+
 export interface Outcome {
-  reason: 'exited' | 'timeout' | 'vm-died';
+  reason: RunReason;
   exitCode: number | null;
   message: string;
 }
 
 export function classifyRun(f: RunFacts): Outcome {
+  if (f.frozenAfterS !== undefined && f.reportedStatus === undefined) {
+    return {
+      reason: 'frozen',
+      exitCode: null,
+      message: `the test-bed VM froze: no heartbeat from its kernel for ${f.frozenAfterS.toFixed(0)} s while the command ran (its timers stopped); QEMU was killed`,
+    };
+  }
   if (f.timedOut) {
     return { reason: 'timeout', exitCode: null, message: `the test bed timed out after ${(f.timeoutMs / 1000).toFixed(0)} s; QEMU was killed${f.commandStarted ? '' : ' before the command started'}` };
   }

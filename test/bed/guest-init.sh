@@ -50,10 +50,18 @@ mkdir -p /mnt/dev/shm /mnt/dev/pts && mount -t tmpfs -o mode=1777 shm /mnt/dev/s
   mount -t devpts devpts /mnt/dev/pts || fail "cannot mount /dev/shm or /dev/pts"
 cp /job.sh /mnt/tmp/.tsvmm-job.sh || fail "cannot copy the job to the scratch tmpfs"
 
+# Heartbeat: one byte to QEMU's isa-debugcon (port 0xe9, 233) every 5 s. The host's watchdog
+# (test/bed/run.ts) takes a long silence for the emulated machine having frozen (its timers
+# stopped: seen under nested KVM, cause unknown) and kills it, instead of waiting out the timeout.
+( while :; do printf . | dd of=/dev/port bs=1 seek=233 count=1 2>/dev/null; sleep 5; done ) &
+HEARTBEAT=$!
+echo "$HEARTBEAT" >/mnt/tmp/.tsvmm-heartbeat-pid # a job can stop it to check the watchdog
+
 say "command starting (guest uptime $(uptime_s) s)"
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   chroot /mnt /bin/sh /tmp/.tsvmm-job.sh </dev/null
 RC=$?
+kill "$HEARTBEAT" 2>/dev/null
 say "command exited with status $RC (guest uptime $(uptime_s) s)"
 # The console tty buffers what the command wrote; QEMU exits the moment the port is written,
 # so drain it first: busybox stty sets the (unchanged) mode with TCSADRAIN.

@@ -1,4 +1,5 @@
 // Pure: the QEMU command line and the L1 kernel command line of one test-bed run.
+import { join } from 'node:path';
 import { TestBedConfigError } from './errors.js';
 
 /** Knobs measured in test/bed/README.md; the defaults are what measured best there. */
@@ -48,6 +49,12 @@ export interface QemuRunConfig {
 
 /** Port of the isa-debug-exit device; guest-init.sh writes the status byte there. */
 export const DEBUG_EXIT_PORT = 0xf4;
+/** Port of an isa-debugcon device: guest-init.sh writes a heartbeat byte there every few
+ * seconds while the command runs, and QEMU appends it to HEARTBEAT_FILE in the job directory. */
+export const HEARTBEAT_PORT = 0xe9;
+export const HEARTBEAT_FILE = 'heartbeat';
+/** QEMU's QMP socket in the job directory (the freeze watchdog asks it for registers). */
+export const QMP_SOCKET = 'qmp.sock';
 
 /** QEMU's option parser splits on ','; a literal comma is written ',,'. */
 export function qemuOptionValue(s: string): string {
@@ -91,6 +98,9 @@ export function qemuArgs(c: QemuRunConfig): string[] {
     '-nodefaults', '-no-user-config', '-display', 'none', '-nic', 'none',
     '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
     '-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
+    '-chardev', `file,id=heartbeat,path=${qemuOptionValue(join(c.jobDir, HEARTBEAT_FILE))}`,
+    '-device', `isa-debugcon,iobase=0x${HEARTBEAT_PORT.toString(16)},chardev=heartbeat`,
+    '-qmp', `unix:${qemuOptionValue(join(c.jobDir, QMP_SOCKET))},server=on,wait=off`,
     '-kernel', c.kernel,
     '-initrd', c.initramfs,
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',

@@ -1,17 +1,20 @@
 // runInTestBed(): one QEMU TCG boot that runs one shell command inside the host root with a
 // nested /dev/kvm, streams its output live and returns its exit status. Bounded in time: an
-// overall timeout kills QEMU; a guest that dies without reporting gives reason 'vm-died'.
+// overall timeout kills QEMU; a guest that dies without reporting gives reason 'vm-died'; a
+// guest whose heartbeat stops while the command runs is killed early with reason 'frozen'.
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CrlfNormalizer, LineSplitter, LineTail } from './console.js';
 import { ensureTestBed, type TestBed } from './ensure.js';
 import { TestBedConfigError, TestBedError } from './errors.js';
-import { classifyRun, parseHarnessLine, parsePanicLine } from './exit-status.js';
+import { classifyRun, parseHarnessLine, parsePanicLine, type RunReason } from './exit-status.js';
 import { buildJobScript, scratchBinds } from './job.js';
 import { HARNESS_PREFIX } from './log.js';
-import { DEFAULT_TUNING, qemuArgs, type Tuning } from './qemu-args.js';
+import { hmpCommands } from './qmp.js';
+import { DEFAULT_TUNING, HEARTBEAT_FILE, QMP_SOCKET, qemuArgs, type Tuning } from './qemu-args.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 /** One vCPU: boots ~0.7 s faster than two on a 2-core host, and node and a nested boot
@@ -20,6 +23,12 @@ export const DEFAULT_CPUS = 1;
 export const DEFAULT_MEMORY_MIB = 2048;
 /** After SIGKILL, how long to wait for QEMU's pipes to close before giving up on them. */
 const KILL_GRACE_MS = 5000;
+/** guest-init.sh beats every 5 s; a busy single-vCPU L1 has delayed a beat by seconds, never
+ * minutes. A frozen L1 (timers stopped) never beats again, and its own timeouts never fire. */
+export const DEFAULT_FREEZE_MS = 120_000;
+const WATCHDOG_PERIOD_MS = 5000;
+/** What the watchdog asks QEMU before killing a frozen machine, for the log. */
+const FREEZE_DIAGNOSTICS = ['info registers', 'info lapic'];
 
 export interface RunInTestBedOptions {
   command: string;
@@ -35,11 +44,14 @@ export interface RunInTestBedOptions {
   bed?: TestBed;
   /** Overrides of the measured defaults, for measuring alternatives. */
   tuning?: Partial<Tuning>;
+  /** Kill the machine when its heartbeat stops this long while the command runs (default
+   * DEFAULT_FREEZE_MS; 0: never). */
+  freezeMs?: number;
 }
 
 export interface RunInTestBedResult {
   exitCode: number | null;
-  reason: 'exited' | 'timeout' | 'vm-died';
+  reason: RunReason;
   wallMs: number;
   output: string;
   /** One sentence on what happened (with the last console lines when the VM died). */
@@ -68,7 +80,7 @@ export async function runInTestBed(opts: RunInTestBedOptions): Promise<RunInTest
       jobDir,
       tuning: { ...DEFAULT_TUNING, ...opts.tuning },
     });
-    return await runQemu(args, opts);
+    return await runQemu(args, opts, jobDir);
   } finally {
     await rm(jobDir, { recursive: true, force: true });
   }
@@ -123,12 +135,23 @@ class ConsoleState {
   }
 }
 
-function runQemu(args: string[], opts: RunInTestBedOptions): Promise<RunInTestBedResult> {
+/** Bytes the guest's heartbeat has written so far (0 before QEMU creates the file). */
+function heartbeatBytes(jobDir: string): number {
+  try {
+    return statSync(join(jobDir, HEARTBEAT_FILE)).size;
+  } catch {
+    return 0;
+  }
+}
+
+function runQemu(args: string[], opts: RunInTestBedOptions, jobDir: string): Promise<RunInTestBedResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const con = new ConsoleState(t0, opts.onOutput ?? ((): void => undefined));
+    const emit = opts.onOutput ?? ((): void => undefined);
+    const con = new ConsoleState(t0, emit);
     let timedOut = false;
     let aborted = false;
+    let frozenAfterS: number | undefined;
     let done = false;
 
     const child = spawn(QEMU_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -136,6 +159,7 @@ function runQemu(args: string[], opts: RunInTestBedOptions): Promise<RunInTestBe
       if (done) return false;
       done = true;
       clearTimeout(timer);
+      clearInterval(watchdog);
       opts.signal?.removeEventListener('abort', onAbort);
       return true;
     };
@@ -152,6 +176,7 @@ function runQemu(args: string[], opts: RunInTestBedOptions): Promise<RunInTestBe
         reportedStatus: con.reportedStatus,
         tail: con.tail.text(),
         panic: con.panic,
+        frozenAfterS,
       });
       resolve({ ...outcome, wallMs: performance.now() - t0, output: con.output, startupMs: con.startupMs });
     };
@@ -169,6 +194,27 @@ function runQemu(args: string[], opts: RunInTestBedOptions): Promise<RunInTestBe
       timedOut = true;
       kill();
     }, opts.timeoutMs);
+    // The freeze watchdog: counts from the command's start (the heartbeat starts just before it).
+    const freezeMs = opts.freezeMs ?? DEFAULT_FREEZE_MS;
+    let beats = 0;
+    let lastBeatAt = performance.now();
+    const watchdog = setInterval(() => {
+      if (freezeMs === 0 || !con.commandStarted || frozenAfterS !== undefined) return;
+      const now = performance.now();
+      const b = heartbeatBytes(jobDir);
+      if (b !== beats) {
+        beats = b;
+        lastBeatAt = now;
+        return;
+      }
+      if (now - lastBeatAt < freezeMs) return;
+      frozenAfterS = (now - lastBeatAt) / 1000;
+      emit(`${HARNESS_PREFIX} no heartbeat for ${frozenAfterS.toFixed(0)} s: the machine froze; its state, then kill\n`);
+      hmpCommands(join(jobDir, QMP_SOCKET), FREEZE_DIAGNOSTICS, 5000)
+        .then((outs) => outs.forEach((o, i) => emit(`${HARNESS_PREFIX} ${FREEZE_DIAGNOSTICS[i] ?? ''}:\n${o.trimEnd()}\n`)))
+        .catch((e: unknown) => emit(`${HARNESS_PREFIX} could not read the frozen machine's state: ${e instanceof Error ? e.message : String(e)}\n`))
+        .finally(kill);
+    }, WATCHDOG_PERIOD_MS);
     if (opts.signal?.aborted === true) onAbort();
     else opts.signal?.addEventListener('abort', onAbort, { once: true });
 

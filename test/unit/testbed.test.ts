@@ -63,6 +63,14 @@ test('qemuArgs: isa-debug-exit at 0xf4 and the host root shared read-only over 9
   assert.match(virtfs, /security_model=none/);
 });
 
+test('qemuArgs: a heartbeat debugcon at 0xe9 into the job directory, and a QMP socket there', () => {
+  const args = qemuArgs(config());
+  const devices = args.filter((_, i) => args[i - 1] === '-device');
+  assert.ok(devices.includes('isa-debugcon,iobase=0xe9,chardev=heartbeat'), devices.join(' '));
+  assert.is(argAfter(args, '-chardev'), 'file,id=heartbeat,path=/tmp/tsvmm-bed-abc123/heartbeat');
+  assert.is(argAfter(args, '-qmp'), 'unix:/tmp/tsvmm-bed-abc123/qmp.sock,server=on,wait=off');
+});
+
 test('qemuArgs: tuning reaches -accel and the kernel command line', () => {
   const args = qemuArgs(config({ tuning: { ...DEFAULT_TUNING, tcgThread: 'single', tbSizeMiB: 256, kernelArgs: ['quiet', 'mitigations=off'] } }));
   assert.is(argAfter(args, '-accel'), 'tcg,thread=single,tb-size=256');
@@ -130,6 +138,14 @@ test('classifyRun: the console status (8 bits) wins when isa-debug-exit agrees',
   const r = classifyRun(facts({ qemuExitCode: ((200 << 1) | 1) & 0xff, reportedStatus: 200 }));
   assert.is(r.reason, 'exited');
   assert.is(r.exitCode, 200);
+});
+
+test('classifyRun: a machine the watchdog killed for a silent heartbeat is frozen, unless it had reported', () => {
+  const r = classifyRun(facts({ frozenAfterS: 121, reportedStatus: undefined, qemuExitCode: null, qemuSignal: 'SIGKILL' }));
+  assert.is(r.reason, 'frozen');
+  assert.is(r.exitCode, null);
+  assert.match(r.message, /no heartbeat from its kernel for 121 s/);
+  assert.is(classifyRun(facts({ frozenAfterS: 121, reportedStatus: 3 })).reason, 'exited', 'the status came first');
 });
 
 test('classifyRun: isa-debug-exit alone still gives the (7-bit) status', () => {
