@@ -70,6 +70,7 @@ export async function bootCommand(argv: string[]): Promise<number> {
       memoryMiB: args.memoryMiB,
       consoleFd: 1,
       consoleInput: true,
+      mmioRegisterPages: process.env.TSVMM_MMIO_REGISTER_PAGES !== '0',
     }, disks);
   } catch (e) {
     await Promise.all(disks.map((d) => d.device.dispose()));

@@ -10,7 +10,16 @@ export interface MachineConfig {
   /** fd the guest console (ttyS0) writes to; stdin feeds it when `consoleInput` is set. */
   consoleFd: number;
   consoleInput: boolean;
+  /**
+   * Serve virtio-mmio register reads from read-only register pages, without exits (RegisterPage
+   * in src/devices/virtio/mmio.ts). Default: on where KVM has KVM_CAP_READONLY_MEM. The CLI turns
+   * it off with TSVMM_MMIO_REGISTER_PAGES=0 (for measuring what it saves).
+   */
+  mmioRegisterPages?: boolean;
 }
+
+/** Memory slots from here on hold virtio-mmio register pages (guest RAM takes slots 0, 1). */
+export const REGISTER_PAGE_SLOT_BASE = 16;
 
 export const MAX_VCPUS = 32;
 export const MIN_MEMORY_MIB = 16;

@@ -19,7 +19,7 @@ import { HostMapping } from '../vmm/mapping.js';
 import type { Vcpu } from '../vmm/vcpu.js';
 import { CONTROL_CELLS, requestReport, requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
 import type { Vm } from '../vmm/vm.js';
-import { ConfigError, validateConfig, type MachineConfig } from './config.js';
+import { ConfigError, REGISTER_PAGE_SLOT_BASE, validateConfig, type MachineConfig } from './config.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
 
 export type MachineEndReason = VcpuStopKind | 'signal' | 'worker-failed';
@@ -100,7 +100,10 @@ export class Machine {
       owned.push(...mappings);
       mappings.forEach((mapping, slot) => vm.setMemoryRegion({ slot, guestPhysAddr: BigInt((regions[slot] as { guestPhysAddr: number }).guestPhysAddr), mapping }));
       const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
-      const virtio = devices.map((d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory));
+      const pages = (config.mmioRegisterPages ?? true) && kvm.checkExtension('KVM_CAP_READONLY_MEM') > 0;
+      const virtio = devices.map(
+        (d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory, pages ? REGISTER_PAGE_SLOT_BASE + i : undefined),
+      );
       owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
       const cmdline = [config.cmdline, ...virtio.map((h) => h.cmdline)].join(' ');
       // A kernel that uses ACPI learns the UART's and each transport's interrupt from the DSDT.

@@ -37,13 +37,17 @@ try {
   const mappings = init.memory.map((m) => ({ guestPhysAddr: m.guestPhysAddr, mapping: HostMapping.attach(m.mappingId) }));
   const memory = new GuestMemory(mappings.map((m) => ({ guestPhysAddr: m.guestPhysAddr, bytes: m.mapping.bytes() })));
   const mmio = new Bus('mmio');
+  /** Register pages (RegisterPage): mapped read-only into the guest, written here after each register write. */
+  const pages: HostMapping[] = [];
   for (const d of init.virtio) {
     const status = EventFd.borrow(d.statusFd);
     const queues = d.queueFds.map((fd) => EventFd.borrow(fd));
     const irq = EventFd.borrow(d.irqFd);
     const events = { statusChanged: () => status.signal(), queueNotify: (q: number) => queues[q]?.signal() };
     const ack = eventFdDoorbell(EventFd.borrow(d.ackFd));
-    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), ack));
+    const page = d.pageMappingId === undefined ? undefined : HostMapping.attach(d.pageMappingId);
+    if (page) pages.push(page);
+    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), { ackDoorbell: ack, page: page && { bytes: page.bytes() } }));
   }
   post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
   const onReport = (line: string): void => post({ type: 'report', index: init.index, line });
@@ -51,6 +55,7 @@ try {
   post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
   vcpu.dispose();
   for (const m of mappings) m.mapping.dispose();
+  for (const p of pages) p.dispose();
 } catch (e) {
   post({ type: 'failed', index: init.index, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
 }

@@ -6,14 +6,17 @@
 //     (datamatch = queue index), so a notify costs the vCPU no exit to user space;
 //   - interrupts go out through an irqfd on the device's GSI, and the driver's usual
 //     acknowledgement (InterruptACK = 1) lands in another ioeventfd (an AckDoorbell, mmio.ts),
-//     so of the two register accesses an interrupt costs, only the InterruptStatus read exits.
+//     so of the two register accesses an interrupt costs, only the InterruptStatus read exits;
+//   - with a register-page slot, KVM serves every register read from a read-only page the
+//     transport keeps current (RegisterPage, mmio.ts), so that read does not exit either.
 import type { VirtioDevice } from '../devices/virtio/device.js';
-import { ACK_DOORBELL_VALUE, TransportState, type AckDoorbell } from '../devices/virtio/mmio.js';
+import { ACK_DOORBELL_VALUE, TransportState, type AckDoorbell, type RegisterPage } from '../devices/virtio/mmio.js';
 import { REG } from '../devices/virtio/mmio-regs.js';
 import { VirtioActivation } from '../devices/virtio/activation.js';
 import { EventFd } from '../vmm/eventfd.js';
+import { HostMapping } from '../vmm/mapping.js';
 import type { GuestMemory } from '../vmm/guest-memory.js';
-import type { Vm } from '../vmm/vm.js';
+import type { MemoryRegion, Vm } from '../vmm/vm.js';
 
 export const VIRTIO_MMIO_SIZE = 0x1000;
 
@@ -28,6 +31,8 @@ export interface VirtioWorkerDevice {
   irqFd: number;
   /** The ioeventfd KVM signals for InterruptACK = ACK_DOORBELL_VALUE (see AckDoorbell). */
   ackFd: number;
+  /** The register page's HostMapping id (see RegisterPage), when KVM maps one. */
+  pageMappingId: number | undefined;
 }
 
 /** An eventfd as an AckDoorbell: the counter is non-zero when the driver acknowledged. */
@@ -42,7 +47,13 @@ export class VirtioMmioHost {
   private readonly ackEvent = new EventFd();
   private readonly queueEvents: EventFd[];
   private readonly activation: VirtioActivation;
+  /** The register page and the read-only memory slot KVM maps it with, if any. */
+  private readonly page: { mapping: HostMapping; region: MemoryRegion } | undefined;
 
+  /**
+   * pageSlot: a free KVM memory slot for the register page (the VM must have
+   * KVM_CAP_READONLY_MEM); undefined: every register read exits to the transport.
+   */
   constructor(
     readonly name: string,
     readonly device: VirtioDevice,
@@ -50,11 +61,28 @@ export class VirtioMmioHost {
     readonly gsi: number,
     private readonly vm: Vm,
     memory: GuestMemory,
+    pageSlot?: number,
   ) {
+    let page: RegisterPage | undefined;
+    if (pageSlot !== undefined) {
+      const mapping = HostMapping.allocate(VIRTIO_MMIO_SIZE);
+      const region: MemoryRegion = { slot: pageSlot, guestPhysAddr: BigInt(base), mapping, readOnly: true };
+      this.page = { mapping, region };
+      page = {
+        bytes: mapping.bytes(),
+        // A memory slot of size 0 deletes it (KVM_SET_USER_MEMORY_REGION).
+        suspend: () => vm.setMemoryRegion({ ...region, size: 0 }),
+        resume: () => vm.setMemoryRegion(region),
+      };
+    }
     this.state = new TransportState(
       TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config }),
-      eventFdDoorbell(this.ackEvent),
+      { ackDoorbell: eventFdDoorbell(this.ackEvent), page },
     );
+    if (this.page) {
+      this.state.renderPage();
+      vm.setMemoryRegion(this.page.region);
+    }
     this.queueEvents = device.queueMaxSizes.map(() => new EventFd());
     this.activation = new VirtioActivation(this.state, device, memory, () => this.irq.signal(), (line) => {
       if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
@@ -98,6 +126,7 @@ export class VirtioMmioHost {
       queueFds: this.queueEvents.map((e) => e.fd),
       irqFd: this.irq.fd,
       ackFd: this.ackEvent.fd,
+      pageMappingId: this.page?.mapping.id,
     };
   }
 
@@ -107,6 +136,10 @@ export class VirtioMmioHost {
       this.vm.unregisterIoeventfd(this.notifySpec(i), efd);
       efd.dispose();
     });
+    if (this.page) {
+      this.vm.setMemoryRegion({ ...this.page.region, size: 0 });
+      this.page.mapping.dispose();
+    }
     this.vm.unregisterIoeventfd(this.ackSpec, this.ackEvent);
     this.ackEvent.dispose();
     this.vm.unregisterIrqfd(this.irq, this.gsi);

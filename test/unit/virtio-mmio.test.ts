@@ -30,7 +30,7 @@ function setup(opts: { features?: bigint; config?: Uint8Array; doorbell?: AckDoo
   const events: string[] = [];
   let irqs = 0;
   const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x100000 }]);
-  const t = new MmioTransport(sab, { statusChanged: (s) => events.push(`status ${s}`), queueNotify: (q) => events.push(`notify ${q}`) }, memory, () => irqs++, opts.doorbell);
+  const t = new MmioTransport(sab, { statusChanged: (s) => events.push(`status ${s}`), queueNotify: (q) => events.push(`notify ${q}`) }, memory, () => irqs++, { ackDoorbell: opts.doorbell });
   const rd = (off: number): number => {
     const b = new Uint8Array(4);
     t.read(off, b);
@@ -41,7 +41,7 @@ function setup(opts: { features?: bigint; config?: Uint8Array; doorbell?: AckDoo
     new DataView(b.buffer).setUint32(0, v >>> 0, true);
     t.write(off, b);
   };
-  return { t, rd, wr, events, state: new TransportState(sab, opts.doorbell), irqs: () => irqs };
+  return { t, rd, wr, events, state: new TransportState(sab, { ackDoorbell: opts.doorbell }), irqs: () => irqs };
 }
 
 function setupQueue(wr: (o: number, v: number) => void, index: number, size: number, base: number): void {

@@ -122,23 +122,111 @@ export interface AckDoorbell {
 /** The InterruptACK value an AckDoorbell stands for (the used-buffer bit). */
 export const ACK_DOORBELL_VALUE = INT_USED_BUFFER;
 
+/**
+ * The register page: what every register reads now, at its offset in the device's window, and
+ * the config space at 0x100 (§4.2.2). In a VM, KVM maps it read-only at the device's base (a
+ * KVM_MEM_READONLY memory slot), so the driver's register reads come from memory without an exit;
+ * its writes still exit (or land in ioeventfds), and the transport re-renders the page under the
+ * state lock before the vCPU resumes. The device side renders what it changes (InterruptStatus,
+ * Status). Two consequences, both invisible to Linux's driver, which reads InterruptStatus only on
+ * an interrupt: an InterruptACK taken by the AckDoorbell shows in InterruptStatus only from the
+ * device's next raise; and a config-space change takes the page away (suspend: reads exit and are
+ * served under the lock) while it happens, so a driver never reads a half-written config space
+ * under an unchanged ConfigGeneration.
+ */
+export interface RegisterPage {
+  /** The page's bytes (VIRTIO_MMIO window layout); at least 0x100 + CONFIG_SPACE_SIZE long. */
+  readonly bytes: Uint8Array;
+  /** Stop KVM serving reads from the page (reads exit to the transport) until resume(). */
+  suspend?(): void;
+  resume?(): void;
+}
+
+/** Registers a driver can read (the others read as 0, as the page's zeros do). */
+const READABLE_REGISTERS: readonly number[] = [
+  REG.magic,
+  REG.version,
+  REG.deviceId,
+  REG.vendorId,
+  REG.deviceFeatures,
+  REG.queueNumMax,
+  REG.queueReady,
+  REG.interruptStatus,
+  REG.status,
+  REG.shmLenLow,
+  REG.shmLenHigh,
+  REG.shmBaseLow,
+  REG.shmBaseHigh,
+  REG.queueReset,
+  REG.configGeneration,
+];
+
+/** What a transport's state may have besides the shared cells. */
+export interface TransportStateExtras {
+  /** ACKs taken by KVM (an ioeventfd) rather than by write(): see AckDoorbell. */
+  ackDoorbell?: AckDoorbell | undefined;
+  /** The register page KVM serves reads from: see RegisterPage. */
+  page?: RegisterPage | undefined;
+}
+
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
 const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 const join64 = (lo: number, hi: number): number => (hi >>> 0) * 2 ** 32 + (lo >>> 0);
 const joinBig = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+
+/** The first cell of the queue QueueSel selects, or undefined for a queue that does not exist. */
+function selectedQueueBase(c: Int32Array): number | undefined {
+  const sel = c[C.queueSel] as number;
+  return sel >= 0 && sel < (c[C.numQueues] as number) ? C.queues + sel * Q_CELLS : undefined;
+}
 
 /** The shared state of one virtio-mmio device, and what both sides may read or change of it. */
 export class TransportState {
   readonly cells: Int32Array;
   readonly config: Uint8Array;
 
+  private readonly ackDoorbell: AckDoorbell | undefined;
+  private readonly page: RegisterPage | undefined;
+  private readonly pageWords: Int32Array | undefined;
+
   constructor(
     readonly buffer: SharedArrayBuffer,
-    /** ACKs taken by KVM (an ioeventfd) rather than by write(): see AckDoorbell. */
-    private readonly ackDoorbell?: AckDoorbell,
+    extras: TransportStateExtras = {},
   ) {
     this.cells = new Int32Array(buffer, 0, CELLS);
     this.config = new Uint8Array(buffer, CELLS * 4, CONFIG_SPACE_SIZE);
+    this.ackDoorbell = extras.ackDoorbell;
+    this.page = extras.page;
+    if (this.page) {
+      const b = this.page.bytes;
+      if (b.byteLength < REG.config + CONFIG_SPACE_SIZE || b.byteOffset % 4 !== 0) {
+        throw new TransportConfigError(`register page of ${b.byteLength} bytes at offset ${b.byteOffset}: needs ${REG.config + CONFIG_SPACE_SIZE}, 4-byte aligned`);
+      }
+      this.pageWords = new Int32Array(b.buffer, b.byteOffset, REG.config / 4);
+    }
+  }
+
+  /** Writes every readable register and the config space into the page (caller holds the lock). */
+  renderPageLocked(): void {
+    const words = this.pageWords;
+    if (!words || !this.page) return;
+    for (const off of READABLE_REGISTERS) words[off / 4] = this.registerValue(off);
+    this.page.bytes.set(this.config, REG.config);
+  }
+
+  /** Writes one register into the page (caller holds the lock). */
+  private renderRegisterLocked(offset: number): void {
+    if (this.pageWords) this.pageWords[offset / 4] = this.registerValue(offset);
+  }
+
+  /** Renders the page first (under the lock): for the side that creates it, before KVM maps it. */
+  renderPage(): void {
+    lock(this.cells, C.lock);
+    try {
+      this.renderPageLocked();
+    } finally {
+      unlock(this.cells, C.lock);
+    }
   }
 
   static create(d: TransportDescription): SharedArrayBuffer {
@@ -213,9 +301,54 @@ export class TransportState {
     return out;
   }
 
+  /** What the driver reads at a register offset now (caller holds the lock; no side effects). */
+  registerValue(offset: number): number {
+    const c = this.cells;
+    const q = selectedQueueBase(c);
+    switch (offset) {
+      case REG.magic:
+        return VIRTIO_MMIO_MAGIC;
+      case REG.version:
+        return VIRTIO_MMIO_VERSION;
+      case REG.deviceId:
+        return c[C.deviceId] as number;
+      case REG.vendorId:
+        return VIRTIO_VENDOR_ID;
+      case REG.deviceFeatures: {
+        const sel = c[C.devFeatSel] as number;
+        return sel === 0 ? (c[C.devFeatLo] as number) : sel === 1 ? (c[C.devFeatHi] as number) : 0;
+      }
+      case REG.queueNumMax:
+        return q === undefined ? 0 : (c[q + Q_MAX] as number);
+      case REG.queueReady:
+        return q === undefined ? 0 : (c[q + Q_READY] as number);
+      case REG.interruptStatus:
+        return Atomics.load(c, C.intStatus);
+      case REG.status:
+        return Atomics.load(c, C.status);
+      case REG.shmLenLow:
+      case REG.shmLenHigh:
+      case REG.shmBaseLow:
+      case REG.shmBaseHigh: {
+        const sel = c[C.shmSel] as number;
+        // A region that does not exist has length -1 (all ones), §4.2.2.
+        if (sel < 0 || sel >= (c[C.numShm] as number)) return offset === REG.shmLenLow || offset === REG.shmLenHigh ? -1 : 0;
+        const base = SHM_BASE + sel * 4;
+        const idx = { [REG.shmBaseLow]: 0, [REG.shmBaseHigh]: 1, [REG.shmLenLow]: 2, [REG.shmLenHigh]: 3 }[offset] as number;
+        return c[base + idx] as number;
+      }
+      case REG.queueReset:
+        return 0;
+      case REG.configGeneration:
+        return c[C.configGen] as number;
+      default:
+        return 0; // write-only and reserved registers read as 0
+    }
+  }
+
   /** Sets InterruptStatus bits; the caller then signals the device's irqfd. */
   raise(bits: number): void {
-    if (!this.ackDoorbell) {
+    if (!this.ackDoorbell && !this.page) {
       Atomics.or(this.cells, C.intStatus, bits);
       return;
     }
@@ -223,6 +356,7 @@ export class TransportState {
     try {
       this.applyDoorbellAckLocked();
       Atomics.or(this.cells, C.intStatus, bits);
+      this.renderRegisterLocked(REG.interruptStatus);
     } finally {
       unlock(this.cells, C.lock);
     }
@@ -240,19 +374,31 @@ export class TransportState {
 
   /** The device changed its config space: bump ConfigGeneration (§4.2.2) and ask for an interrupt. */
   configChanged(update: (config: Uint8Array) => void): void {
-    lock(this.cells, C.lock);
+    this.page?.suspend?.();
     try {
-      update(this.config);
-      this.cells[C.configGen] = ((this.cells[C.configGen] as number) + 1) | 0;
+      lock(this.cells, C.lock);
+      try {
+        update(this.config);
+        this.cells[C.configGen] = ((this.cells[C.configGen] as number) + 1) | 0;
+        this.renderPageLocked();
+      } finally {
+        unlock(this.cells, C.lock);
+      }
     } finally {
-      unlock(this.cells, C.lock);
+      this.page?.resume?.();
     }
     this.raise(INT_CONFIG_CHANGE);
   }
 
   /** Marks the device broken (§2.1.2): the driver sees NEEDS_RESET and a config-change interrupt. */
   needsReset(): void {
-    Atomics.or(this.cells, C.status, STATUS.NEEDS_RESET);
+    lock(this.cells, C.lock);
+    try {
+      Atomics.or(this.cells, C.status, STATUS.NEEDS_RESET);
+      this.renderRegisterLocked(REG.status);
+    } finally {
+      unlock(this.cells, C.lock);
+    }
     this.raise(INT_CONFIG_CHANGE);
   }
 }
@@ -277,9 +423,9 @@ export class MmioTransport implements BusDevice {
     private readonly events: TransportEvents,
     private readonly memory: GuestMemory,
     private readonly onInterruptNeeded: () => void = () => {},
-    ackDoorbell?: AckDoorbell,
+    extras: TransportStateExtras = {},
   ) {
-    this.state = new TransportState(state, ackDoorbell);
+    this.state = new TransportState(state, extras);
     this.c = this.state.cells;
   }
 
@@ -293,7 +439,8 @@ export class MmioTransport implements BusDevice {
     let v = 0;
     lock(this.c, C.lock);
     try {
-      v = this.readRegister(offset);
+      if (offset === REG.interruptStatus) this.state.applyDoorbellAckLocked();
+      v = this.state.registerValue(offset);
     } finally {
       unlock(this.c, C.lock);
     }
@@ -308,6 +455,7 @@ export class MmioTransport implements BusDevice {
     lock(this.c, C.lock);
     try {
       after = this.writeRegister(offset, v);
+      this.state.renderPageLocked();
     } finally {
       unlock(this.c, C.lock);
     }
@@ -326,53 +474,7 @@ export class MmioTransport implements BusDevice {
   }
 
   private queueBase(): number | undefined {
-    const sel = this.c[C.queueSel] as number;
-    return sel >= 0 && sel < (this.c[C.numQueues] as number) ? C.queues + sel * Q_CELLS : undefined;
-  }
-
-  private readRegister(offset: number): number {
-    const c = this.c;
-    const q = this.queueBase();
-    switch (offset) {
-      case REG.magic:
-        return VIRTIO_MMIO_MAGIC;
-      case REG.version:
-        return VIRTIO_MMIO_VERSION;
-      case REG.deviceId:
-        return c[C.deviceId] as number;
-      case REG.vendorId:
-        return VIRTIO_VENDOR_ID;
-      case REG.deviceFeatures: {
-        const sel = c[C.devFeatSel] as number;
-        return sel === 0 ? (c[C.devFeatLo] as number) : sel === 1 ? (c[C.devFeatHi] as number) : 0;
-      }
-      case REG.queueNumMax:
-        return q === undefined ? 0 : (c[q + Q_MAX] as number);
-      case REG.queueReady:
-        return q === undefined ? 0 : (c[q + Q_READY] as number);
-      case REG.interruptStatus:
-        this.state.applyDoorbellAckLocked();
-        return Atomics.load(c, C.intStatus);
-      case REG.status:
-        return Atomics.load(c, C.status);
-      case REG.shmLenLow:
-      case REG.shmLenHigh:
-      case REG.shmBaseLow:
-      case REG.shmBaseHigh: {
-        const sel = c[C.shmSel] as number;
-        // A region that does not exist has length -1 (all ones), §4.2.2.
-        if (sel < 0 || sel >= (c[C.numShm] as number)) return offset === REG.shmLenLow || offset === REG.shmLenHigh ? -1 : 0;
-        const base = SHM_BASE + sel * 4;
-        const idx = { [REG.shmBaseLow]: 0, [REG.shmBaseHigh]: 1, [REG.shmLenLow]: 2, [REG.shmLenHigh]: 3 }[offset] as number;
-        return c[base + idx] as number;
-      }
-      case REG.queueReset:
-        return 0;
-      case REG.configGeneration:
-        return c[C.configGen] as number;
-      default:
-        return 0; // write-only and reserved registers read as 0
-    }
+    return selectedQueueBase(this.c);
   }
 
   private writeRegister(offset: number, v: number): (() => void) | undefined {

@@ -93,7 +93,9 @@ if (!kernel) {
         const killAfterMs = Math.floor(random() * 3000);
         let killTimer: NodeJS.Timeout | undefined;
         const r = await boot(`${VERIFY}\n${writer}\n`, (stdout, child) => {
-          if (killTimer === undefined && /ACK c\d+-\d+ \d+/.test(stdout)) {
+          // A whole ACK line (as counted below): a kill timed from a half-arrived one could come
+          // before its newline, leaving the cycle with nothing acknowledged to check.
+          if (killTimer === undefined && /ACK c\d+-\d+ \d+\r?\n/.test(stdout)) {
             killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
           }
         });
