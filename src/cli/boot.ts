@@ -71,6 +71,7 @@ export async function bootCommand(argv: string[]): Promise<number> {
       consoleFd: 1,
       consoleInput: true,
       mmioRegisterPages: process.env.TSVMM_MMIO_REGISTER_PAGES !== '0',
+      mmioAckDoorbell: process.env.TSVMM_MMIO_ACK_DOORBELL !== '0',
     }, disks);
   } catch (e) {
     await Promise.all(disks.map((d) => d.device.dispose()));

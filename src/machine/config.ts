@@ -16,6 +16,12 @@ export interface MachineConfig {
    * it off with TSVMM_MMIO_REGISTER_PAGES=0 (for measuring what it saves).
    */
   mmioRegisterPages?: boolean;
+  /**
+   * Take the driver's InterruptACK = 1 in an ioeventfd (AckDoorbell in
+   * src/devices/virtio/mmio.ts) instead of an exit. Default on; the CLI turns it off with
+   * TSVMM_MMIO_ACK_DOORBELL=0.
+   */
+  mmioAckDoorbell?: boolean;
 }
 
 /** Memory slots from here on hold virtio-mmio register pages (guest RAM takes slots 0, 1). */

@@ -102,7 +102,10 @@ export class Machine {
       const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
       const pages = (config.mmioRegisterPages ?? true) && kvm.checkExtension('KVM_CAP_READONLY_MEM') > 0;
       const virtio = devices.map(
-        (d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory, pages ? REGISTER_PAGE_SLOT_BASE + i : undefined),
+        (d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory, {
+          pageSlot: pages ? REGISTER_PAGE_SLOT_BASE + i : undefined,
+          ackDoorbell: config.mmioAckDoorbell ?? true,
+        }),
       );
       owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
       const cmdline = [config.cmdline, ...virtio.map((h) => h.cmdline)].join(' ');

@@ -44,7 +44,7 @@ try {
     const queues = d.queueFds.map((fd) => EventFd.borrow(fd));
     const irq = EventFd.borrow(d.irqFd);
     const events = { statusChanged: () => status.signal(), queueNotify: (q: number) => queues[q]?.signal() };
-    const ack = eventFdDoorbell(EventFd.borrow(d.ackFd));
+    const ack = d.ackFd === undefined ? undefined : eventFdDoorbell(EventFd.borrow(d.ackFd));
     const page = d.pageMappingId === undefined ? undefined : HostMapping.attach(d.pageMappingId);
     if (page) pages.push(page);
     mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), { ackDoorbell: ack, page: page && { bytes: page.bytes() } }));

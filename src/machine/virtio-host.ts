@@ -29,8 +29,8 @@ export interface VirtioWorkerDevice {
   /** One per queue: signalled for a QueueNotify write that reached user space. */
   queueFds: number[];
   irqFd: number;
-  /** The ioeventfd KVM signals for InterruptACK = ACK_DOORBELL_VALUE (see AckDoorbell). */
-  ackFd: number;
+  /** The ioeventfd KVM signals for InterruptACK = ACK_DOORBELL_VALUE (see AckDoorbell), if any. */
+  ackFd: number | undefined;
   /** The register page's HostMapping id (see RegisterPage), when KVM maps one. */
   pageMappingId: number | undefined;
 }
@@ -44,15 +44,17 @@ export class VirtioMmioHost {
   readonly state: TransportState;
   private readonly irq = new EventFd();
   private readonly statusEvent = new EventFd();
-  private readonly ackEvent = new EventFd();
+  /** The ACK doorbell's ioeventfd, if the host uses one. */
+  private readonly ackEvent: EventFd | undefined;
   private readonly queueEvents: EventFd[];
   private readonly activation: VirtioActivation;
   /** The register page and the read-only memory slot KVM maps it with, if any. */
   private readonly page: { mapping: HostMapping; region: MemoryRegion } | undefined;
 
   /**
-   * pageSlot: a free KVM memory slot for the register page (the VM must have
+   * opts.pageSlot: a free KVM memory slot for the register page (the VM must have
    * KVM_CAP_READONLY_MEM); undefined: every register read exits to the transport.
+   * opts.ackDoorbell (default true): InterruptACK = 1 goes to an ioeventfd, not to user space.
    */
   constructor(
     readonly name: string,
@@ -61,8 +63,10 @@ export class VirtioMmioHost {
     readonly gsi: number,
     private readonly vm: Vm,
     memory: GuestMemory,
-    pageSlot?: number,
+    opts: { pageSlot?: number | undefined; ackDoorbell?: boolean } = {},
   ) {
+    const pageSlot = opts.pageSlot;
+    this.ackEvent = opts.ackDoorbell ?? true ? new EventFd() : undefined;
     let page: RegisterPage | undefined;
     if (pageSlot !== undefined) {
       const mapping = HostMapping.allocate(VIRTIO_MMIO_SIZE);
@@ -77,7 +81,7 @@ export class VirtioMmioHost {
     }
     this.state = new TransportState(
       TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config }),
-      { ackDoorbell: eventFdDoorbell(this.ackEvent), page },
+      { ackDoorbell: this.ackEvent && eventFdDoorbell(this.ackEvent), page },
     );
     if (this.page) {
       this.state.renderPage();
@@ -88,7 +92,7 @@ export class VirtioMmioHost {
       if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
     });
     vm.registerIrqfd(this.irq, gsi);
-    vm.registerIoeventfd(this.ackSpec, this.ackEvent);
+    if (this.ackEvent) vm.registerIoeventfd(this.ackSpec, this.ackEvent);
     this.queueEvents.forEach((efd, i) => {
       vm.registerIoeventfd(this.notifySpec(i), efd);
       efd.watch(() => this.activation.onNotify(i));
@@ -125,7 +129,7 @@ export class VirtioMmioHost {
       statusFd: this.statusEvent.fd,
       queueFds: this.queueEvents.map((e) => e.fd),
       irqFd: this.irq.fd,
-      ackFd: this.ackEvent.fd,
+      ackFd: this.ackEvent?.fd,
       pageMappingId: this.page?.mapping.id,
     };
   }
@@ -140,8 +144,10 @@ export class VirtioMmioHost {
       this.vm.setMemoryRegion({ ...this.page.region, size: 0 });
       this.page.mapping.dispose();
     }
-    this.vm.unregisterIoeventfd(this.ackSpec, this.ackEvent);
-    this.ackEvent.dispose();
+    if (this.ackEvent) {
+      this.vm.unregisterIoeventfd(this.ackSpec, this.ackEvent);
+      this.ackEvent.dispose();
+    }
     this.vm.unregisterIrqfd(this.irq, this.gsi);
     this.irq.dispose();
     await this.device.dispose();

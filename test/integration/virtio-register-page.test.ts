@@ -52,11 +52,11 @@ test('register reads come from the page without exits; writes exit and the page 
   ];
   const g = realModeGuest(code, { ram: 0x80000, codeAt: 0x1000, ds: BASE, irqchip: true });
   const memory = new GuestMemory([{ guestPhysAddr: 0, bytes: g.mem.bytes() }]);
-  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, PAGE_SLOT);
+  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, { pageSlot: PAGE_SLOT });
   const w = host.worker;
   assert.ok(w.pageMappingId !== undefined, 'the host made a register page');
   const page = HostMapping.attach(w.pageMappingId as number);
-  const ackFd = EventFd.borrow(w.ackFd);
+  const ackFd = EventFd.borrow(w.ackFd as number);
   // The vCPU side, as src/machine/vcpu-worker.ts builds it.
   const transport = new MmioTransport(w.state, { statusChanged: () => undefined, queueNotify: () => undefined }, memory, () => undefined, {
     ackDoorbell: eventFdDoorbell(ackFd),
@@ -101,7 +101,7 @@ test('a config change removes the page while it happens: reads then exit to the 
   const code = [0x66, 0xa1, 0x00, 0x01, 0xba, 0x11, 0x00, 0x66, 0xef];
   const g = realModeGuest(code, { ram: 0x80000, codeAt: 0x1000, ds: BASE, irqchip: true });
   const memory = new GuestMemory([{ guestPhysAddr: 0, bytes: g.mem.bytes() }]);
-  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, PAGE_SLOT);
+  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, { pageSlot: PAGE_SLOT });
   const run = g.vcpu.run;
   try {
     let exitDuringChange = -1;
