@@ -145,7 +145,7 @@ test('classifyRun: a machine the watchdog killed for a silent heartbeat is froze
   assert.is(r.reason, 'frozen');
   assert.is(r.exitCode, null);
   assert.match(r.message, /no heartbeat from its kernel for 121 s/);
-  assert.is(classifyRun(facts({ frozenAfterS: 121, reportedStatus: 3 })).reason, 'exited', 'the status came first');
+  assert.is(classifyRun(facts({ frozenAfterS: 121, reportedStatus: 3, qemuExitCode: (3 << 1) | 1 })).reason, 'exited', 'the status came first');
 });
 
 test('classifyRun: isa-debug-exit alone still gives the (7-bit) status', () => {
