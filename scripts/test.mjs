@@ -24,7 +24,7 @@ const PROBE_TIMEOUT_MS = 20_000;
 const SUITE_TIMEOUT_MS = Number(process.env.TSVMM_SUITE_TIMEOUT_S ?? 1200) * 1000;
 const BED_TIMEOUT_S = Number(process.env.TSVMM_TESTBED_TIMEOUT_S ?? 1500);
 /** A suite that fails in the test bed runs again in a fresh one, at most this many times in all.
- * Four: a frozen machine now costs at most its run so far plus the watchdog's 120 s (not the
+ * Four: a frozen machine now costs at most its run so far plus the watchdog's 60 s (not the
  * 1500 s timeout), so four attempts of ~8 min fit CI's 90 minutes with room to spare. */
 const BED_ATTEMPTS = 4;
 
@@ -175,7 +175,7 @@ async function bedAttempt(mode, env) {
  * (test/helpers/tsvmm-process.ts), so a retry costs little. A real regression fails every time.
  * The whole emulated machine can also freeze (its timers stop: the L1 CPU halted with interrupts
  * on and the LAPIC timer's vector pending in IRR, as the freeze watchdog's QMP dump showed);
- * the bed's heartbeat watchdog (test/bed/run.ts) kills it after 120 s of silence, and it counts
+ * the bed's heartbeat watchdog (test/bed/run.ts) kills it after 60 s of silence, and it counts
  * as a failed attempt.
  */
 async function inTestBed(mode, env = {}) {
