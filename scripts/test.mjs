@@ -173,10 +173,11 @@ async function bedAttempt(mode, env) {
  * up to BED_ATTEMPTS in all; earlier attempts' failures stay in the log above, and the retries
  * are reported on their own line. After a stall the rest of the attempt fails at once
  * (test/helpers/tsvmm-process.ts), so a retry costs little. A real regression fails every time.
- * The whole emulated machine can also freeze (its timers stop: the L1 CPU halted with interrupts
- * on and the LAPIC timer's vector pending in IRR, as the freeze watchdog's QMP dump showed);
- * the bed's heartbeat watchdog (test/bed/run.ts) kills it after 60 s of silence, and it counts
- * as a failed attempt.
+ * The whole emulated machine could also freeze (its timers stop: the L1 CPU halted with
+ * interrupts on and the LAPIC timer's vector pending, as the freeze watchdog's QMP dump showed;
+ * L1's kvm_amd now runs with vgif=0, which stopped it in the runs tried: test/bed/README.md);
+ * should it happen, the bed's heartbeat watchdog (test/bed/run.ts) kills the machine after 60 s
+ * of silence, and that counts as a failed attempt.
  */
 async function inTestBed(mode, env = {}) {
   let t = await bedAttempt(mode, env);
