@@ -175,7 +175,7 @@ async function bedAttempt(mode, env) {
  * (test/helpers/tsvmm-process.ts), so a retry costs little. A real regression fails every time.
  * The whole emulated machine could also freeze (its timers stop: the L1 CPU halted with
  * interrupts on and the LAPIC timer's vector pending, as the freeze watchdog's QMP dump showed;
- * L1's kvm_amd now runs with vgif=0, which stopped it in the runs tried: test/bed/README.md);
+ * what was tried against it is in test/bed/README.md);
  * should it happen, the bed's heartbeat watchdog (test/bed/run.ts) kills the machine after 60 s
  * of silence, and that counts as a failed attempt.
  */

@@ -26,12 +26,8 @@ for w in $(cat /proc/cmdline); do
 done
 [ -n "$JOB" ] || fail "no tsvmm.job= on the kernel command line"
 
-# Module parameters come from the kernel command line as MODULE.PARAM=VALUE (what modprobe would
-# do; busybox insmod takes them as arguments), e.g. kvm_amd.vgif=0.
-module_params() { for w in $(cat /proc/cmdline); do case $w in "$1".*) echo "${w#"$1".}" ;; esac; done; }
 while read -r m; do
-  # shellcheck disable=SC2046 # one word per parameter
-  insmod "/lib/tsvmm/$m.ko" $(module_params "$m") || fail "insmod $m"
+  insmod "/lib/tsvmm/$m.ko" || fail "insmod $m"
 done </lib/tsvmm/order
 [ -c /dev/kvm ] || fail "kvm_amd loaded but /dev/kvm is missing (does QEMU's -cpu have svm?)"
 

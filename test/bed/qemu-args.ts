@@ -34,11 +34,6 @@ export const DEFAULT_TUNING: Tuning = {
     'no_timer_check',
     // Skip the crypto self-tests at boot.
     'cryptomgr.notests',
-    // No virtual GIF in L1's KVM (guest-init.sh passes MODULE.PARAM words to insmod). With it,
-    // the machine froze in 6 of 7 runs of the durability test: the L1 CPU halted with IF=1 and
-    // the timer vector pending, never woken, as if QEMU TCG's GIF stayed clear (the
-    // virtual-GIF path of its STGI/CLGI emulation). With vgif=0: see test/bed/README.md.
-    'kvm_amd.vgif=0',
   ],
 };
 
