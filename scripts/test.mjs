@@ -23,10 +23,13 @@ const PROBE_TIMEOUT_MS = 20_000;
  * Linux suite in the test bed takes about 5 minutes, most of it the 20-kill durability test. */
 const SUITE_TIMEOUT_MS = Number(process.env.TSVMM_SUITE_TIMEOUT_S ?? 1200) * 1000;
 const BED_TIMEOUT_S = Number(process.env.TSVMM_TESTBED_TIMEOUT_S ?? 1500);
-/** A suite that fails in the test bed runs again in a fresh one, at most this many times in all.
- * Four: a frozen machine now costs at most its run so far plus the watchdog's 60 s (not the
- * 1500 s timeout), so four attempts of ~8 min fit CI's 90 minutes with room to spare. */
-const BED_ATTEMPTS = 4;
+/** A suite that fails in the test bed runs again in a fresh one, at most this many times in all,
+ * and no new attempt starts once BED_RETRY_WINDOW_S have passed since the first began. A frozen
+ * machine (see inTestBed) now costs its run so far plus the watchdog's 60 s, often 2-5 minutes,
+ * so several attempts fit; the window keeps the worst case (a last attempt that hangs until the
+ * bed's 1500 s timeout) inside CI's 90 minutes. */
+const BED_ATTEMPTS = 8;
+const BED_RETRY_WINDOW_S = Number(process.env.TSVMM_TESTBED_RETRY_WINDOW_S ?? 2700);
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let usedTestBed = false;
@@ -180,8 +183,13 @@ async function bedAttempt(mode, env) {
  * of silence, and that counts as a failed attempt.
  */
 async function inTestBed(mode, env = {}) {
+  const firstStarted = Date.now();
   let t = await bedAttempt(mode, env);
   for (let attempt = 2; attempt <= BED_ATTEMPTS && (!t || t.failed > 0); attempt++) {
+    if ((Date.now() - firstStarted) / 1000 > BED_RETRY_WINDOW_S) {
+      log(`no further attempt: ${BED_RETRY_WINDOW_S} s have passed since the first began`);
+      break;
+    }
     const before = t ? `${t.failed} failed, ${t.passed} passed` : 'no totals';
     log(`RETRY: ${mode} in the test bed failed (${before}); attempt ${attempt} of ${BED_ATTEMPTS} in a fresh emulated machine`);
     bedRetries.push(`${mode}: attempt ${attempt - 1}: ${before}`);
