@@ -5,6 +5,8 @@
 //   node scripts/test.mjs kvm    KVM integration tests: natively where a probe shows this host's
 //                                /dev/kvm can run them, otherwise inside the nested-KVM test bed
 //   node scripts/test.mjs all    both; the last line is "N passed, N failed, N skipped"
+//   node scripts/test.mjs kvm-linux-file:F   one file of test/integration/linux (what the test bed
+//                                runs, one machine per file)
 //
 // Which way the KVM tests go is decided by probes that run a guest, never by the existence of
 // /dev/kvm: kvm-pvm provides a /dev/kvm that runs real-mode toy guests but not Linux.
@@ -30,6 +32,8 @@ const BED_TIMEOUT_S = Number(process.env.TSVMM_TESTBED_TIMEOUT_S ?? 1500);
  * bed's 1500 s timeout) inside CI's 90 minutes. */
 const BED_ATTEMPTS = 8;
 const BED_RETRY_WINDOW_S = Number(process.env.TSVMM_TESTBED_RETRY_WINDOW_S ?? 2700);
+/** When this run's first test-bed attempt began (the retry window counts from it). */
+let bedFirstStarted;
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let usedTestBed = false;
@@ -84,15 +88,17 @@ function testFiles(dir) {
   return existsSync(abs) ? readdirSync(abs).filter((f) => f.endsWith('.test.js')) : [];
 }
 
-async function uvuSuite(dir, label, env = {}) {
-  const files = testFiles(dir);
+async function uvuSuite(dir, label, env = {}, only = undefined) {
+  const files = testFiles(dir).filter((f) => only === undefined || f === only);
   if (files.length === 0) {
-    log(`${label}: no test files in dist/test/${dir}`);
+    log(`${label}: no test files in dist/test/${dir}${only === undefined ? '' : ` named ${only}`}`);
+    if (only !== undefined) totals.failed += 1;
     return;
   }
   log(`${label}: ${files.length} files (dist/test/${dir})`);
   // The pattern keeps uvu (which walks folders recursively) to this folder's own files.
-  const r = await run(node, [uvu, join('dist', 'test', dir), '^[^/]+\\.test\\.js$'], { timeoutMs: SUITE_TIMEOUT_MS, env });
+  const pattern = only === undefined ? '^[^/]+\\.test\\.js$' : `^${only.replace(/[.]/g, '\\.')}$`;
+  const r = await run(node, [uvu, join('dist', 'test', dir), pattern], { timeoutMs: SUITE_TIMEOUT_MS, env });
   const c = uvuCounts(r.output);
   if (r.timedOut) {
     log(`${label}: FAILED: timed out after ${SUITE_TIMEOUT_MS / 1000} s`);
@@ -153,7 +159,7 @@ async function bedAttempt(mode, env) {
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('');
   // The Linux suite moves 256 MiB files through the bed's tmpfs (/tmp) next to its nested guests:
   // 4 GiB keeps that clear of memory pressure (the default is 2 GiB).
-  const memory = mode === 'kvm-linux' ? ['--memory', '4096'] : [];
+  const memory = mode.startsWith('kvm-linux') ? ['--memory', '4096'] : [];
   const r = await run(node, [cli, '--timeout', String(BED_TIMEOUT_S), ...memory, '--', `${assignments}${JSON.stringify(node)} scripts/test.mjs ${mode}`]);
   const m = /^\[tsvmm-test\] totals: (\d+) passed, (\d+) failed, (\d+) skipped$/m.exec(r.output);
   if (!m) {
@@ -183,11 +189,11 @@ async function bedAttempt(mode, env) {
  * of silence, and that counts as a failed attempt.
  */
 async function inTestBed(mode, env = {}) {
-  const firstStarted = Date.now();
+  bedFirstStarted ??= Date.now();
   let t = await bedAttempt(mode, env);
   for (let attempt = 2; attempt <= BED_ATTEMPTS && (!t || t.failed > 0); attempt++) {
-    if ((Date.now() - firstStarted) / 1000 > BED_RETRY_WINDOW_S) {
-      log(`no further attempt: ${BED_RETRY_WINDOW_S} s have passed since the first began`);
+    if ((Date.now() - bedFirstStarted) / 1000 > BED_RETRY_WINDOW_S) {
+      log(`no further attempt: ${BED_RETRY_WINDOW_S} s have passed since the first test-bed attempt began`);
       break;
     }
     const before = t ? `${t.failed} failed, ${t.passed} passed` : 'no totals';
@@ -228,7 +234,9 @@ async function kvmTests() {
       const linux = await probe('linux', env);
       log(linux.line);
       if (linux.ok) await uvuSuite('integration/linux', 'Linux-booting tests (native)', env);
-      else await inTestBed('kvm-linux', env);
+      // One machine per file: a machine that freezes (see inTestBed) costs only that file's run,
+      // and a retry repeats only that file.
+      else for (const f of linuxFiles) await inTestBed(`kvm-linux-file:${f}`, env);
     }
   } else {
     log('Linux-booting tests: none');
@@ -243,7 +251,11 @@ async function kvmTests() {
 
 async function main() {
   const mode = process.argv[2] ?? 'all';
-  switch (mode) {
+  const linuxFile = /^kvm-linux-file:(.+)$/.exec(mode)?.[1];
+  if (linuxFile !== undefined) {
+    // One file of integration/linux (the test bed runs each in its own machine).
+    await uvuSuite('integration/linux', `Linux-booting tests (${inBed ? 'test bed' : 'native'}): ${linuxFile}`, {}, linuxFile);
+  } else switch (mode) {
     case 'unit':
       await uvuSuite('unit', 'unit tests');
       break;
