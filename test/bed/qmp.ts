@@ -3,6 +3,7 @@
 // L1 guest's CPUs stand ("info registers") before the watchdog kills it. See QEMU's
 // docs/interop/qmp-spec.rst: greeting, qmp_capabilities, then commands answered in order.
 import { createConnection } from 'node:net';
+import { LineSplitter } from './console.js';
 import { TestBedError } from './errors.js';
 
 /** Runs HMP commands through QMP at socketPath; resolves with each one's output, in order. */
@@ -10,7 +11,7 @@ export function hmpCommands(socketPath: string, commands: readonly string[], tim
   return new Promise((resolve, reject) => {
     const sock = createConnection(socketPath);
     const outputs: string[] = [];
-    let buffered = '';
+    const lines = new LineSplitter();
     let greeted = false;
     let capabilitiesAcked = false;
     const fail = (why: string): void => {
@@ -35,11 +36,8 @@ export function hmpCommands(socketPath: string, commands: readonly string[], tim
       fail(e.message);
     });
     sock.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
+      for (const raw of lines.push(chunk)) {
+        const line = raw.trim();
         if (line === '') continue;
         let msg: { QMP?: unknown; return?: unknown; error?: { desc?: string }; event?: string };
         try {
