@@ -1,5 +1,6 @@
 // Pure: the test-bed CLI's argument parsing.
 import { TestBedConfigError } from './errors.js';
+import { DEFAULT_TUNING, type Tuning } from './qemu-args.js';
 
 export const USAGE =
   'usage: node dist/test/bed/cli.js [--timeout SECONDS] [--cpus N] [--memory MiB] -- <shell command>\n' +
@@ -55,5 +56,17 @@ export function parseCliArgs(argv: readonly string[]): CliArgs | 'help' {
   const command = argv.slice(i + 1).join(' ');
   if (i >= argv.length || command.trim() === '') throw new UsageError('no command given after --');
   out.command = command;
+  return out;
+}
+
+/** Tuning from the environment, for measuring alternatives without code changes:
+ * TSVMM_TESTBED_CPU replaces QEMU's -cpu value; TSVMM_TESTBED_KERNEL_ARGS (words) is added to
+ * the L1 kernel command line (MODULE.PARAM=VALUE words reach the bed's insmod, guest-init.sh). */
+export function tuningFromEnv(env: NodeJS.ProcessEnv): Partial<Tuning> {
+  const out: Partial<Tuning> = {};
+  const cpu = env.TSVMM_TESTBED_CPU?.trim();
+  if (cpu) out.cpu = cpu;
+  const extra = env.TSVMM_TESTBED_KERNEL_ARGS?.trim();
+  if (extra) out.kernelArgs = [...DEFAULT_TUNING.kernelArgs, ...extra.split(/\s+/)];
   return out;
 }

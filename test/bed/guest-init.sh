@@ -26,8 +26,12 @@ for w in $(cat /proc/cmdline); do
 done
 [ -n "$JOB" ] || fail "no tsvmm.job= on the kernel command line"
 
+# Module parameters come from the kernel command line as MODULE.PARAM=VALUE (what modprobe would
+# do; busybox insmod takes them as arguments), e.g. kvm_amd.npt=0.
+module_params() { for w in $(cat /proc/cmdline); do case $w in "$1".*) echo "${w#"$1".}" ;; esac; done; }
 while read -r m; do
-  insmod "/lib/tsvmm/$m.ko" || fail "insmod $m"
+  # shellcheck disable=SC2046 # one word per parameter
+  insmod "/lib/tsvmm/$m.ko" $(module_params "$m") || fail "insmod $m"
 done </lib/tsvmm/order
 [ -c /dev/kvm ] || fail "kvm_amd loaded but /dev/kvm is missing (does QEMU's -cpu have svm?)"
 
@@ -50,10 +54,10 @@ mkdir -p /mnt/dev/shm /mnt/dev/pts && mount -t tmpfs -o mode=1777 shm /mnt/dev/s
   mount -t devpts devpts /mnt/dev/pts || fail "cannot mount /dev/shm or /dev/pts"
 cp /job.sh /mnt/tmp/.tsvmm-job.sh || fail "cannot copy the job to the scratch tmpfs"
 
-# Heartbeat: one byte to QEMU's isa-debugcon (port 0xe9, 233) every 5 s. The host's watchdog
-# (test/bed/run.ts) takes a long silence for the emulated machine having frozen (its timers
-# stopped: seen under nested KVM, cause unknown) and kills it, instead of waiting out the timeout.
-( while :; do printf . | dd of=/dev/port bs=1 seek=233 count=1 2>/dev/null; sleep 5; done ) &
+# Heartbeat: one byte to QEMU's isa-debugcon (port 0xe9, 233) every 2 s. The host's watchdog
+# (test/bed/run.ts, watchdog.ts) takes a silence for a lost wake-up in QEMU's nested-SVM emulation
+# (its timers stopped): it revives the machine with a key press, and kills it if that fails.
+( while :; do printf . | dd of=/dev/port bs=1 seek=233 count=1 2>/dev/null; sleep 2; done ) &
 HEARTBEAT=$!
 echo "$HEARTBEAT" >/mnt/tmp/.tsvmm-heartbeat-pid # a job can stop it to check the watchdog
 

@@ -4,6 +4,9 @@ import { TestBedConfigError } from './errors.js';
 
 /** Knobs measured in test/bed/README.md; the defaults are what measured best there. */
 export interface Tuning {
+  /** QEMU's -cpu value: a model with SVM (TCG's 'max' is an AMD model with svm and npt), plus
+   * any ',+feature' / ',-feature' words. */
+  cpu: string;
   /** TCG vCPU threading: 'multi' (MTTCG, one host thread per vCPU) or 'single' (round-robin). */
   tcgThread: 'single' | 'multi';
   /** TCG translation cache size in MiB (undefined: QEMU's default). */
@@ -16,6 +19,7 @@ export interface Tuning {
 
 /** Measured on a 2-core host (test/bed/README.md); each choice is the fastest there. */
 export const DEFAULT_TUNING: Tuning = {
+  cpu: 'max',
   // MTTCG only matters with --cpus > 1; there, single-threaded TCG made a nested boot crawl.
   tcgThread: 'multi',
   // QEMU's default (1 GiB here); 256 MiB measured slower, 2048 MiB no faster.
@@ -34,6 +38,13 @@ export const DEFAULT_TUNING: Tuning = {
     'no_timer_check',
     // Skip the crypto self-tests at boot.
     'cryptomgr.notests',
+    // A periodic LAPIC tick (TCG's -cpu max has no TSC-deadline timer, so low-resolution,
+    // non-dynticks mode runs the LAPIC timer periodic): QEMU 7.2 loses a wake-up now and then
+    // under nested SVM, leaving the timer's vector pending in IRR for good when the timer is
+    // one-shot (the "freeze"); a periodic timer raises it again each tick, which delivers it
+    // (watchdog.ts has the race and the other defence).
+    'nohz=off',
+    'highres=off',
   ],
 };
 
@@ -53,13 +64,15 @@ export const DEBUG_EXIT_PORT = 0xf4;
  * seconds while the command runs, and QEMU appends it to HEARTBEAT_FILE in the job directory. */
 export const HEARTBEAT_PORT = 0xe9;
 export const HEARTBEAT_FILE = 'heartbeat';
-/** QEMU's QMP socket in the job directory (the freeze watchdog asks it for registers). */
+/** QEMU's QMP socket in the job directory (the heartbeat watchdog revives a silent machine through it, and reads a frozen one's registers). */
 export const QMP_SOCKET = 'qmp.sock';
 
 /** QEMU's option parser splits on ','; a literal comma is written ',,'. */
 export function qemuOptionValue(s: string): string {
   return s.replace(/,/g, ',,');
 }
+
+const CPU_VALUE = /^[A-Za-z0-9_.-]+(,[+-]?[A-Za-z0-9_.-]+(=[A-Za-z0-9_.-]+)?)*$/;
 
 const CMDLINE_WORD = /^[A-Za-z0-9_.,:=/+@-]+$/;
 
@@ -89,10 +102,11 @@ export function qemuArgs(c: QemuRunConfig): string[] {
   if (t.tbSizeMiB !== undefined && (!Number.isInteger(t.tbSizeMiB) || t.tbSizeMiB < 1)) {
     throw new TestBedConfigError(`tbSizeMiB ${t.tbSizeMiB} is not a positive integer`);
   }
+  if (!CPU_VALUE.test(t.cpu)) throw new TestBedConfigError(`cpu ${JSON.stringify(t.cpu)} is not a QEMU -cpu value of the form model[,+feature|,-feature|,key=value]...`);
   const accel = ['tcg', `thread=${t.tcgThread}`, ...(t.tbSizeMiB === undefined ? [] : [`tb-size=${t.tbSizeMiB}`])].join(',');
   return [
     '-accel', accel,
-    '-cpu', 'max', // under TCG: an AMD model with svm and npt, so kvm_amd loads (TCG has no VMX)
+    '-cpu', t.cpu, // under TCG, 'max' is an AMD model with svm and npt, so kvm_amd loads (TCG has no VMX)
     '-smp', String(c.cpus),
     '-m', String(c.memoryMiB),
     '-nodefaults', '-no-user-config', '-display', 'none', '-nic', 'none',

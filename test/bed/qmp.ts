@@ -1,6 +1,7 @@
 // A minimal QMP client (QEMU Machine Protocol: one JSON object per line over a socket) for the
-// one thing the test bed asks a running QEMU: human-monitor-command, to record where a frozen
-// L1 guest's CPUs stand ("info registers") before the watchdog kills it. See QEMU's
+// things the test bed asks a running QEMU: human-monitor-command, to revive a silent machine
+// (sendkey) or to record where a frozen L1 guest's CPUs stand ("info registers") before the
+// watchdog kills it. See QEMU's
 // docs/interop/qmp-spec.rst: greeting, qmp_capabilities, then commands answered in order.
 import { createConnection } from 'node:net';
 import { LineSplitter } from './console.js';

@@ -1,7 +1,8 @@
 // runInTestBed(): one QEMU TCG boot that runs one shell command inside the host root with a
 // nested /dev/kvm, streams its output live and returns its exit status. Bounded in time: an
 // overall timeout kills QEMU; a guest that dies without reporting gives reason 'vm-died'; a
-// guest whose heartbeat stops while the command runs is killed early with reason 'frozen'.
+// guest whose heartbeat stops while the command runs is revived with a key press (watchdog.ts),
+// and killed early with reason 'frozen' if it stays silent.
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { buildJobScript, scratchBinds } from './job.js';
 import { HARNESS_PREFIX } from './log.js';
 import { hmpCommands } from './qmp.js';
 import { DEFAULT_TUNING, HEARTBEAT_FILE, QMP_SOCKET, qemuArgs, type Tuning } from './qemu-args.js';
+import { DEFAULT_WATCHDOG_POLICY, HeartbeatWatchdog, type WatchdogPolicy } from './watchdog.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 /** One vCPU: boots ~0.7 s faster than two on a 2-core host, and node and a nested boot
@@ -23,11 +25,12 @@ export const DEFAULT_CPUS = 1;
 export const DEFAULT_MEMORY_MIB = 2048;
 /** After SIGKILL, how long to wait for QEMU's pipes to close before giving up on them. */
 const KILL_GRACE_MS = 5000;
-/** guest-init.sh beats every 5 s; a busy single-vCPU L1 has delayed a beat by seconds, never
- * a minute. A frozen L1 (timers stopped) never beats again, and its own timeouts never fire.
- * (An NMI sent over QMP did not wake a frozen machine either: tried, and dropped.) */
-export const DEFAULT_FREEZE_MS = 60_000;
-const WATCHDOG_PERIOD_MS = 5000;
+/** How often the watchdog looks at the heartbeat file (one stat). */
+const WATCHDOG_PERIOD_MS = 1000;
+/** A key press: the keyboard interrupt goes through the IOAPIC, so the APIC re-evaluates what is
+ * pending (watchdog.ts says why that revives a machine). The L1 console is the serial port, so
+ * the key reaches no program. */
+const REVIVE_COMMAND = 'sendkey shift';
 /** What the watchdog asks QEMU before killing a frozen machine, for the log. */
 const FREEZE_DIAGNOSTICS = ['info registers', 'info lapic'];
 
@@ -45,9 +48,9 @@ export interface RunInTestBedOptions {
   bed?: TestBed;
   /** Overrides of the measured defaults, for measuring alternatives. */
   tuning?: Partial<Tuning>;
-  /** Kill the machine when its heartbeat stops this long while the command runs (default
-   * DEFAULT_FREEZE_MS; 0: never). */
-  freezeMs?: number;
+  /** Overrides of DEFAULT_WATCHDOG_POLICY: when a silent heartbeat (while the command runs) is
+   * answered with a revive, and when the machine is killed as frozen. */
+  watchdog?: Partial<WatchdogPolicy>;
 }
 
 export interface RunInTestBedResult {
@@ -59,6 +62,8 @@ export interface RunInTestBedResult {
   message: string;
   /** Host ms from spawning QEMU to the guest starting the command (undefined: it never did). */
   startupMs: number | undefined;
+  /** Silences of the heartbeat that a revive ended (watchdog.ts). */
+  revived: number;
 }
 
 export async function runInTestBed(opts: RunInTestBedOptions): Promise<RunInTestBedResult> {
@@ -179,7 +184,7 @@ function runQemu(args: string[], opts: RunInTestBedOptions, jobDir: string): Pro
         panic: con.panic,
         frozenAfterS,
       });
-      resolve({ ...outcome, wallMs: performance.now() - t0, output: con.output, startupMs: con.startupMs });
+      resolve({ ...outcome, wallMs: performance.now() - t0, output: con.output, startupMs: con.startupMs, revived: dog?.revived ?? 0 });
     };
     const kill = (): void => {
       child.kill('SIGKILL');
@@ -195,26 +200,34 @@ function runQemu(args: string[], opts: RunInTestBedOptions, jobDir: string): Pro
       timedOut = true;
       kill();
     }, opts.timeoutMs);
-    // The freeze watchdog: counts from the command's start (the heartbeat starts just before it).
-    const freezeMs = opts.freezeMs ?? DEFAULT_FREEZE_MS;
-    let beats = 0;
-    let lastBeatAt = performance.now();
+    // The heartbeat watchdog (watchdog.ts): counts from the command's start (the heartbeat
+    // starts just before it); revives a silent machine, kills one that stays silent.
+    const policy = { ...DEFAULT_WATCHDOG_POLICY, ...opts.watchdog };
+    let dog: HeartbeatWatchdog | undefined;
+    const qmp = join(jobDir, QMP_SOCKET);
     const watchdog = setInterval(() => {
-      if (freezeMs === 0 || !con.commandStarted || frozenAfterS !== undefined) return;
-      const now = performance.now();
-      const b = heartbeatBytes(jobDir);
-      if (b !== beats) {
-        beats = b;
-        lastBeatAt = now;
-        return;
+      if (!con.commandStarted) return;
+      dog ??= new HeartbeatWatchdog(policy, performance.now());
+      const a = dog.observe(heartbeatBytes(jobDir), performance.now());
+      const silent = (ms: number): string => `${(ms / 1000).toFixed(0)} s`;
+      switch (a.kind) {
+        case 'none':
+          return;
+        case 'revive':
+          emit(`${HARNESS_PREFIX} no heartbeat for ${silent(a.silentMs)}: revive ${a.attempt} (${REVIVE_COMMAND})\n`);
+          hmpCommands(qmp, [REVIVE_COMMAND], 5000).catch((e: unknown) => emit(`${HARNESS_PREFIX} could not revive: ${e instanceof Error ? e.message : String(e)}\n`));
+          return;
+        case 'revived':
+          emit(`${HARNESS_PREFIX} heartbeat back after ${silent(a.silentMs)} of silence and ${a.attempts} revive(s)\n`);
+          return;
+        case 'frozen':
+          frozenAfterS = a.silentMs / 1000;
+          emit(`${HARNESS_PREFIX} no heartbeat for ${silent(a.silentMs)}: the machine froze; its state, then kill\n`);
+          hmpCommands(qmp, FREEZE_DIAGNOSTICS, 5000)
+            .then((outs) => outs.forEach((o, i) => emit(`${HARNESS_PREFIX} ${FREEZE_DIAGNOSTICS[i] ?? ''}:\n${o.trimEnd()}\n`)))
+            .catch((e: unknown) => emit(`${HARNESS_PREFIX} could not read the frozen machine's state: ${e instanceof Error ? e.message : String(e)}\n`))
+            .finally(kill);
       }
-      if (now - lastBeatAt < freezeMs) return;
-      frozenAfterS = (now - lastBeatAt) / 1000;
-      emit(`${HARNESS_PREFIX} no heartbeat for ${frozenAfterS.toFixed(0)} s: the machine froze; its state, then kill\n`);
-      hmpCommands(join(jobDir, QMP_SOCKET), FREEZE_DIAGNOSTICS, 5000)
-        .then((outs) => outs.forEach((o, i) => emit(`${HARNESS_PREFIX} ${FREEZE_DIAGNOSTICS[i] ?? ''}:\n${o.trimEnd()}\n`)))
-        .catch((e: unknown) => emit(`${HARNESS_PREFIX} could not read the frozen machine's state: ${e instanceof Error ? e.message : String(e)}\n`))
-        .finally(kill);
     }, WATCHDOG_PERIOD_MS);
     if (opts.signal?.aborted === true) onAbort();
     else opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { kernelReleaseOf, parseControlField, parseKernelDependency } from '../bed/apt-parse.js';
 import { isElf, locatePayload, payloadFormat } from '../bed/bzimage.js';
 import { BUILD_FORMAT, cacheRoot, computeCacheKey } from '../bed/cache-key.js';
-import { parseCliArgs, UsageError } from '../bed/cli-args.js';
+import { parseCliArgs, tuningFromEnv, UsageError } from '../bed/cli-args.js';
 import { CrlfNormalizer, LineSplitter, LineTail } from '../bed/console.js';
 import { writeCpio } from '../bed/cpio.js';
 import { isStaticElf } from '../bed/elf.js';
@@ -20,6 +20,7 @@ import { isInstalledStatus } from '../bed/packages.js';
 import { moduleDepends, moduleName, readModinfo, resolveLoadOrder } from '../bed/modinfo.js';
 import { DEFAULT_TUNING, kernelCmdline, qemuArgs, qemuOptionValue, type QemuRunConfig } from '../bed/qemu-args.js';
 import { hasPvhEntry } from '../bed/vmlinux.js';
+import { HeartbeatWatchdog, type WatchdogPolicy } from '../bed/watchdog.js';
 
 // ---------------------------------------------------------------- QEMU arguments
 
@@ -502,6 +503,64 @@ test('parseCliArgs: options before --, the command joined after it', () => {
   assert.throws(() => parseCliArgs(['--']), /no command/);
   assert.throws(() => parseCliArgs(['--timeout', 'soon', '--', 'x']), /--timeout needs a positive whole number, got "soon"/);
   assert.throws(() => parseCliArgs(['--cpus', '0', '--', 'x']), /--cpus/);
+});
+
+test('tuningFromEnv: TSVMM_TESTBED_CPU replaces -cpu, TSVMM_TESTBED_KERNEL_ARGS adds words', () => {
+  assert.equal(tuningFromEnv({}), {});
+  assert.equal(tuningFromEnv({ TSVMM_TESTBED_CPU: ' max,-vgif ', TSVMM_TESTBED_KERNEL_ARGS: ' kvm_amd.npt=0  idle=poll' }), {
+    cpu: 'max,-vgif',
+    kernelArgs: [...DEFAULT_TUNING.kernelArgs, 'kvm_amd.npt=0', 'idle=poll'],
+  });
+});
+
+test('qemuArgs: the -cpu value comes from the tuning and is checked', () => {
+  const args = qemuArgs(config({ tuning: { ...DEFAULT_TUNING, cpu: 'EPYC,-vgif,+npt' } }));
+  assert.is(args[args.indexOf('-cpu') + 1], 'EPYC,-vgif,+npt');
+  assert.is(qemuArgs(config())[qemuArgs(config()).indexOf('-cpu') + 1], 'max');
+  assert.throws(() => qemuArgs(config({ tuning: { ...DEFAULT_TUNING, cpu: 'max -enable-kvm' } })), isA(TestBedConfigError));
+  assert.throws(() => qemuArgs(config({ tuning: { ...DEFAULT_TUNING, cpu: '' } })), /cpu ""/);
+});
+
+test('qemuArgs: L1 keeps a periodic tick (the lost wake-up heals within one, watchdog.ts)', () => {
+  const cmdline = kernelCmdline({ jobDir: '/tmp/x', tuning: DEFAULT_TUNING }).split(' ');
+  assert.ok(cmdline.includes('nohz=off') && cmdline.includes('highres=off'), cmdline.join(' '));
+});
+
+// ---------------------------------------------------------------- heartbeat watchdog
+
+const POLICY: WatchdogPolicy = { reviveAfterMs: 10_000, revivePeriodMs: 10_000, maxRevives: 2, freezeMs: 60_000 };
+
+test('HeartbeatWatchdog: beats keep it quiet; a silence gets revives, spaced, then frozen once', () => {
+  const dog = new HeartbeatWatchdog(POLICY, 0);
+  assert.equal(dog.observe(1, 2_000), { kind: 'none' });
+  assert.equal(dog.observe(2, 4_000), { kind: 'none' });
+  assert.equal(dog.observe(2, 13_999), { kind: 'none' });
+  assert.equal(dog.observe(2, 14_000), { kind: 'revive', silentMs: 10_000, attempt: 1 });
+  assert.equal(dog.observe(2, 15_000), { kind: 'none' }, 'the next revive waits revivePeriodMs');
+  assert.equal(dog.observe(2, 24_000), { kind: 'revive', silentMs: 20_000, attempt: 2 });
+  assert.equal(dog.observe(2, 40_000), { kind: 'none' }, 'maxRevives reached');
+  assert.equal(dog.observe(2, 64_000), { kind: 'frozen', silentMs: 60_000 });
+  assert.equal(dog.observe(3, 65_000), { kind: 'none' }, 'frozen is final');
+  assert.is(dog.revived, 0);
+});
+
+test('HeartbeatWatchdog: a beat after a revive is reported as revived and starts a new silence', () => {
+  const dog = new HeartbeatWatchdog(POLICY, 0);
+  assert.is(dog.observe(0, 10_000).kind, 'revive');
+  assert.equal(dog.observe(1, 12_000), { kind: 'revived', silentMs: 12_000, attempts: 1 });
+  assert.is(dog.revived, 1);
+  assert.equal(dog.observe(1, 21_999), { kind: 'none' });
+  assert.equal(dog.observe(1, 22_000), { kind: 'revive', silentMs: 10_000, attempt: 1 }, 'a new silence revives again at once');
+  assert.equal(dog.observe(2, 23_000).kind, 'revived');
+  assert.is(dog.revived, 2);
+});
+
+test('HeartbeatWatchdog: zero turns reviving or freezing off', () => {
+  const quiet = new HeartbeatWatchdog({ ...POLICY, reviveAfterMs: 0, freezeMs: 0 }, 0);
+  assert.equal(quiet.observe(0, 1e9), { kind: 'none' });
+  const killOnly = new HeartbeatWatchdog({ ...POLICY, reviveAfterMs: 0 }, 0);
+  assert.equal(killOnly.observe(0, 59_999), { kind: 'none' });
+  assert.is(killOnly.observe(0, 60_000).kind, 'frozen');
 });
 
 test.run();
