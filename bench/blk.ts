@@ -28,12 +28,16 @@ const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const MEMORY_MIB = 256;
 const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
-const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--size MiB] [--tests LIST]
-       [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
+       [--tests LIST] [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
   --seconds S       duration of each test in the guest (default 3)
+  --warmup S        untimed run of each test just before its timed one (default 2; 0: none):
+                    tsvmm's device code is JavaScript that V8 compiles while it runs, so the
+                    first seconds measure the compiler; the warm-up's own figure is kept in
+                    the JSON (warmups) as the cold figure
   --size MiB        scratch disk size (default 256)
   --tests LIST      blkbench tests, TEST[:QD] comma-separated (default ${DEFAULT_TESTS})
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
@@ -52,6 +56,7 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
 interface Options {
   rounds: number;
   seconds: number;
+  warmupS: number;
   sizeMiB: number;
   tests: string[];
   qemuCaches: string[];
@@ -92,6 +97,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       native: { type: 'boolean' },
       rounds: { type: 'string' },
       seconds: { type: 'string' },
+      warmup: { type: 'string' },
       size: { type: 'string' },
       tests: { type: 'string' },
       'qemu-cache': { type: 'string' },
@@ -130,6 +136,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const opts: Options = {
     rounds: positive('rounds', values.rounds, 3),
     seconds: positive('seconds', values.seconds, 3, false),
+    warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 2, false),
     sizeMiB: positive('size', values.size, 256),
     tests,
     qemuCaches,
@@ -143,12 +150,12 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
     // wake for minutes: give up on a boot after three times its tests' time plus two minutes
     // (then it is redone).
-    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * positive('seconds', values.seconds, 3, false)),
+    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * (positive('seconds', values.seconds, 3, false) + (values.warmup === '0' ? 0 : positive('warmup', values.warmup, 2, false)))),
   };
   // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
-    '--seconds', String(opts.seconds), '--size', String(opts.sizeMiB),
+    '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
     '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
@@ -192,7 +199,8 @@ function makeScratch(dir: string, mib: number): string {
 function guestScript(opts: Options, run: boolean): string {
   const find = 'for d in /sys/block/vd*; do if [ "$(cat $d/ro)" = 1 ]; then T=${d##*/}; else S=${d##*/}; fi; done';
   const mount = 'mkdir -p /mnt/t && mount -t ext4 -o ro /dev/$T /mnt/t';
-  const bench = run ? `/mnt/t/blkbench /dev/$S ${opts.seconds} ${opts.tests.join(' ')}` : 'test -x /mnt/t/blkbench && echo BLKBENCH-BASELINE-$((6*7))';
+  const warm = opts.warmupS > 0 ? `-w ${opts.warmupS} ` : '';
+  const bench = run ? `/mnt/t/blkbench ${warm}/dev/$S ${opts.seconds} ${opts.tests.join(' ')}` : 'test -x /mnt/t/blkbench && echo BLKBENCH-BASELINE-$((6*7))';
   return `${find}; ${mount} && ${bench}\nexit\n`;
 }
 
@@ -201,7 +209,7 @@ interface Boot {
   stdout: string;
   stderr: string;
   wallMs: number;
-  /** Host CPU of the VMM between consecutive blkbench lines: one entry per test. */
+  /** Host CPU of the VMM over each test's timed interval (warm-ups excluded): one entry per test. */
   cpu: CpuSplit[];
   /** KVM's counters over the same intervals, where readable (kvm-stats.ts). */
   kvm: KvmCounters[];
@@ -214,7 +222,8 @@ let kvmCounters: boolean | undefined;
 
 /**
  * Spawns a VMM, types `script` at the first shell prompt, and waits for it to end. The VMM's
- * threads' CPU times are read when each blkbench line (the device line, then one per test)
+ * threads' CPU times are read when each blkbench line (the device line, then per test its
+ * warm-up line and its result line)
  * arrives, so that each test's interval can be charged to the VMM's threads.
  */
 function boot(cmd: string, args: string[], script: string, timeoutS: number): Promise<Boot> {
@@ -227,10 +236,13 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     let typed = false;
     const snapshots: Map<number, ThreadTimes>[] = [];
     const counters: (KvmCounters | undefined)[] = [];
+    /** Whether each snapshot was taken at a RESULT line (the end of a timed interval). */
+    const atResult: boolean[] = [];
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      const marks = stdout.match(/^BLKBENCH-(DEVICE|RESULT) [^\n]*\n/gm)?.length ?? 0;
-      while (child.pid !== undefined && snapshots.length < marks) {
+      const marks = stdout.match(/^BLKBENCH-(DEVICE|WARM|RESULT) [^\n]*\n/gm) ?? [];
+      while (child.pid !== undefined && snapshots.length < marks.length) {
+        atResult.push(marks[snapshots.length]?.startsWith('BLKBENCH-RESULT') === true);
         snapshots.push(threadTimes(child.pid));
         counters.push(kvmCounters ? readKvmCounters() : undefined);
       }
@@ -251,9 +263,13 @@ function boot(cmd: string, args: string[], script: string, timeoutS: number): Pr
     child.on('close', (code) => {
       clearTimeout(timer);
       const pid = child.pid ?? -1;
-      const cpu = snapshots.slice(1).map((b, i) => cpuBetween(pid, snapshots[i] as Map<number, ThreadTimes>, b, clockTicks()));
-      const kvm = counters.slice(1).flatMap((b, i) => {
-        const a = counters[i];
+      // A test's interval: from the line before its RESULT line (DEVICE, the previous RESULT, or
+      // its own WARM line) to the RESULT line; warm-ups are not charged.
+      const ends = atResult.flatMap((r, i) => (r && i > 0 ? [i] : []));
+      const cpu = ends.map((i) => cpuBetween(pid, snapshots[i - 1] as Map<number, ThreadTimes>, snapshots[i] as Map<number, ThreadTimes>, clockTicks()));
+      const kvm = ends.flatMap((i) => {
+        const a = counters[i - 1];
+        const b = counters[i];
         return a && b ? [subtractCounters(b, a)] : [];
       });
       resolve({ code, stdout, stderr, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpu, kvm, timedOut });
@@ -398,10 +414,17 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     round = base + Math.max(...s.runs.map((r) => r.round)) + 1;
   }
   const figures = summarise(runs, names);
+  // The warm-ups as runs of their own: the cold figure (what a freshly started VMM delivers).
+  const coldRuns = runs.filter((r) => r.guest.warmups.length > 0).map((r) => ({ variant: r.variant, round: r.round, wallMs: r.wallMs, guest: { ...r.guest, results: r.guest.warmups } }));
+  const coldFigures = coldRuns.length > 0 ? summarise(coldRuns, names) : [];
   const exits = exitsPerRequest(runs);
-  console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
+  console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test after ${opts.warmupS} s of warm-up, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
   console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
   console.log(formatTable(figures, names));
+  if (coldFigures.length > 0) {
+    console.log(`\ncold: the same tests' first ${opts.warmupS} s (each test's warm-up, right before its timed run); median [min-max]\n`);
+    console.log(formatTable(coldFigures, names));
+  }
   console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
   console.log(formatCpuTable(figures, names));
   if (figures.some((f) => Object.values(f.variants).some((v) => v.kvmPerRequest))) {
@@ -429,12 +452,14 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     diskMiB: opts.sizeMiB,
     scratchFs: opts.scratchFs,
     secondsPerTest: opts.seconds,
+    warmupSecondsPerTest: opts.warmupS,
     rounds: round,
     sessions: sessions.length,
     tests: opts.tests,
     qemuVersion: first.qemuVersion,
     commands: first.commands,
     figures,
+    coldFigures,
     tsvmmExitsPerRequest: exits ?? null,
     baselineTsvmmStats: sessions.map((s) => s.baselineTsvmmStats),
     discardedBoots: discarded,

@@ -1,7 +1,7 @@
 /*
  * blkbench: block-device throughput and IOPS inside a guest, for bench/blk.ts.
  *
- *   blkbench DEVICE SECONDS TEST[:QD] [TEST[:QD]]...
+ *   blkbench [-w WARMUP] DEVICE SECONDS TEST[:QD] [TEST[:QD]]...
  *
  * TEST is seqread or seqwrite (1 MiB requests, consecutive offsets wrapping round the device)
  * or randread or randwrite (4 KiB requests at uniformly random 4 KiB-aligned offsets); QD is
@@ -10,7 +10,12 @@
  *   BLKBENCH-RESULT test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I
  *
  * after one `BLKBENCH-DEVICE path=/dev/vda bytes=N irq=virtio0` line, and `blkbench: done` after
- * the last. requests and interrupts are what the guest kernel counted for the device during the
+ * the last. With -w, each test first runs untimed for WARMUP seconds and prints
+ *
+ *   BLKBENCH-WARM test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I
+ *
+ * before its timed run: a VMM whose device code is compiled while it runs (tsvmm's JavaScript)
+ * reaches its steady state there, and the warm-up line keeps the cold figure. requests and interrupts are what the guest kernel counted for the device during the
  * test: completed requests from /sys/block/<dev>/stat (reads, writes, discards and flushes, after
  * the block layer split or merged them, so one per virtio request) and the device's interrupts
  * from /proc/interrupts (the line whose name is that of the virtio device under
@@ -258,7 +263,7 @@ static void parse_test(const char *arg, struct test *t)
 	}
 }
 
-static void run_test(int fd, uint64_t dev_size, const struct counters *c, const struct test *t, double secs)
+static void run_test(int fd, uint64_t dev_size, const struct counters *c, const struct test *t, double secs, const char *label)
 {
 	struct shared sh = { .fd = fd, .dev_size = dev_size, .bs = t->sequential ? SEQ_BS : RAND_BS, .t = t };
 	struct worker w[MAX_QD];
@@ -318,28 +323,41 @@ static void run_test(int fd, uint64_t dev_size, const struct counters *c, const 
 		free(w[i].buf);
 	}
 	double bytes = (double)ops * (double)sh.bs;
-	printf("BLKBENCH-RESULT test=%s bs=%llu qd=%u ops=%llu bytes=%.0f seconds=%.6f iops=%.1f mibps=%.3f requests=%lld interrupts=%lld\n", t->name,
+	printf("BLKBENCH-%s test=%s bs=%llu qd=%u ops=%llu bytes=%.0f seconds=%.6f iops=%.1f mibps=%.3f requests=%lld interrupts=%lld\n", label, t->name,
 	       (unsigned long long)sh.bs, t->qd, (unsigned long long)ops, bytes, elapsed, (double)ops / elapsed,
 	       bytes / elapsed / (1024.0 * 1024.0), req0 < 0 ? -1 : req1 - req0, irq0 < 0 ? -1 : irq1 - irq0);
 	if (fflush(stdout) != 0)
 		die("fflush(stdout)");
 }
 
+/* Parses a number of seconds in (0, 3600], or exits with status 2 naming `what`. */
+static double parse_seconds(const char *what, const char *arg)
+{
+	char *end;
+	errno = 0;
+	double secs = strtod(arg, &end);
+	if (errno != 0 || *end != '\0' || !(secs > 0 && secs <= 3600)) {
+		fprintf(stderr, "blkbench: %s '%s' must be a number in (0, 3600]\n", what, arg);
+		exit(2);
+	}
+	return secs;
+}
+
 int main(int argc, char **argv)
 {
+	double warmup = 0;
+	if (argc > 2 && strcmp(argv[1], "-w") == 0) {
+		warmup = parse_seconds("WARMUP", argv[2]);
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: blkbench DEVICE SECONDS TEST[:QD]...\n"
+		fprintf(stderr, "usage: blkbench [-w WARMUP] DEVICE SECONDS TEST[:QD]...\n"
 				"  TEST: seqread seqwrite (1 MiB requests) randread randwrite (4 KiB); QD 1-%d\n",
 			MAX_QD);
 		return 2;
 	}
-	char *end;
-	errno = 0;
-	double secs = strtod(argv[2], &end);
-	if (errno != 0 || *end != '\0' || !(secs > 0 && secs <= 3600)) {
-		fprintf(stderr, "blkbench: SECONDS '%s' must be a number in (0, 3600]\n", argv[2]);
-		return 2;
-	}
+	double secs = parse_seconds("SECONDS", argv[2]);
 	struct test tests[32];
 	int ntests = argc - 3;
 	if (ntests > 32)
@@ -362,8 +380,11 @@ int main(int argc, char **argv)
 		find_counters(argv[1], &c);
 	printf("BLKBENCH-DEVICE path=%s bytes=%llu irq=%s\n", argv[1], (unsigned long long)dev_size,
 	       c.irq_name[0] ? c.irq_name : "-");
-	for (int i = 0; i < ntests; i++)
-		run_test(fd, dev_size, &c, &tests[i], secs);
+	for (int i = 0; i < ntests; i++) {
+		if (warmup > 0)
+			run_test(fd, dev_size, &c, &tests[i], warmup, "WARM");
+		run_test(fd, dev_size, &c, &tests[i], secs, "RESULT");
+	}
 	if (close(fd) != 0)
 		die("close");
 	printf("blkbench: done\n");

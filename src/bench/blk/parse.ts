@@ -21,6 +21,8 @@ export interface GuestResult {
 export interface GuestRun {
   device: { path: string; bytes: number; irq: string } | undefined;
   results: GuestResult[];
+  /** BLKBENCH-WARM lines (blkbench -w): each test's untimed warm-up, the cold figure. */
+  warmups: GuestResult[];
   done: boolean;
 }
 
@@ -43,17 +45,17 @@ function num(f: Map<string, string>, key: string, line: string): number {
 
 /** The blkbench lines in a console transcript (CR/LF as the serial console gives them). */
 export function parseGuestOutput(console: string): GuestRun {
-  const run: GuestRun = { device: undefined, results: [], done: false };
+  const run: GuestRun = { device: undefined, results: [], warmups: [], done: false };
   for (const raw of console.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('BLKBENCH-DEVICE ')) {
       const f = fields(line);
       run.device = { path: f.get('path') ?? '', bytes: num(f, 'bytes', line), irq: f.get('irq') ?? '-' };
-    } else if (line.startsWith('BLKBENCH-RESULT ')) {
+    } else if (line.startsWith('BLKBENCH-RESULT ') || line.startsWith('BLKBENCH-WARM ')) {
       const f = fields(line);
       const test = f.get('test') ?? '';
       if (!TESTS.has(test)) throw new Error(`blkbench line with an unknown test: ${JSON.stringify(line)}`);
-      run.results.push({
+      (line.startsWith('BLKBENCH-WARM ') ? run.warmups : run.results).push({
         test: test as GuestResult['test'],
         bs: num(f, 'bs', line),
         qd: num(f, 'qd', line),
