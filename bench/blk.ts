@@ -138,10 +138,12 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     kernel ??= k.bzImage;
     initrd ??= k.initramfs;
   }
+  const seconds = positive('seconds', values.seconds, 3, false);
+  const warmupS = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_WARMUP_S, false);
   const opts: Options = {
     rounds: positive('rounds', values.rounds, 3),
-    seconds: positive('seconds', values.seconds, 3, false),
-    warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_WARMUP_S, false),
+    seconds,
+    warmupS,
     sizeMiB: positive('size', values.size, 256),
     tests,
     qemuCaches,
@@ -155,7 +157,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
     // wake for minutes: give up on a boot after three times its tests' time plus two minutes
     // (then it is redone).
-    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * (positive('seconds', values.seconds, 3, false) + (values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_WARMUP_S, false)))),
+    vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * (seconds + warmupS)),
   };
   // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,
   // and building there would be slow), no --testbed, no --json (written here).

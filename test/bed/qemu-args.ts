@@ -64,7 +64,8 @@ export const DEBUG_EXIT_PORT = 0xf4;
  * seconds while the command runs, and QEMU appends it to HEARTBEAT_FILE in the job directory. */
 export const HEARTBEAT_PORT = 0xe9;
 export const HEARTBEAT_FILE = 'heartbeat';
-/** QEMU's QMP socket in the job directory (the heartbeat watchdog revives a silent machine through it, and reads a frozen one's registers). */
+/** QEMU's QMP socket in the job directory: the heartbeat watchdog revives a silent machine
+ * through it, and reads a frozen one's registers. */
 export const QMP_SOCKET = 'qmp.sock';
 
 /** QEMU's option parser splits on ','; a literal comma is written ',,'. */

@@ -150,6 +150,9 @@ function heartbeatBytes(jobDir: string): number {
   }
 }
 
+/** A silence's length for the log. */
+const silent = (ms: number): string => `${(ms / 1000).toFixed(0)} s`;
+
 function runQemu(args: string[], opts: RunInTestBedOptions, jobDir: string): Promise<RunInTestBedResult> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -209,7 +212,6 @@ function runQemu(args: string[], opts: RunInTestBedOptions, jobDir: string): Pro
       if (!con.commandStarted) return;
       dog ??= new HeartbeatWatchdog(policy, performance.now());
       const a = dog.observe(heartbeatBytes(jobDir), performance.now());
-      const silent = (ms: number): string => `${(ms / 1000).toFixed(0)} s`;
       switch (a.kind) {
         case 'none':
           return;

@@ -15,8 +15,11 @@
  *   BLKBENCH-WARM test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I
  *
  * before its timed run: a VMM whose device code is compiled while it runs (tsvmm's JavaScript)
- * reaches its steady state there, and the warm-up line keeps the cold figure. requests and interrupts are what the guest kernel counted for the device during the
- * test: completed requests from /sys/block/<dev>/stat (reads, writes, discards and flushes, after
+ * reaches its steady state there, and the warm-up line keeps the cold figure. A warm-up of a
+ * write test ends with fdatasync() like the timed run.
+ *
+ * requests and interrupts are what the guest kernel counted for the device during the test:
+ * completed requests from /sys/block/<dev>/stat (reads, writes, discards and flushes, after
  * the block layer split or merged them, so one per virtio request) and the device's interrupts
  * from /proc/interrupts (the line whose name is that of the virtio device under
  * /sys/block/<dev>/device). They are the same for any VMM, so interrupts per request compare
