@@ -42,9 +42,11 @@ Napi::Value EventFdWrite(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// new FdWatcher(fd, onReadable): calls onReadable() on the JS thread whenever fd is readable.
-// The callback must drain the fd (e.g. eventfdRead) or it is called again at once. close()
-// stops watching; the fd itself belongs to the caller.
+// new FdWatcher(fd, onSignal): fd is a non-blocking eventfd; whenever it becomes readable the
+// watcher drains its counter and calls onSignal(undefined, count) on the JS thread (an error:
+// onSignal(err)). A wake-up that finds the counter already drained calls nothing. Draining here
+// rather than in the callback saves a second JS-to-C++ call and a BigInt per doorbell, which is
+// per virtio request. close() stops watching; the fd itself belongs to the caller.
 class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -56,6 +58,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     int fd = ArgFd(info, 0, "fd");
     if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "FdWatcher needs a callback");
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    fd_ = fd;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no libuv loop");
     poll_ = new uv_poll_t;
@@ -84,9 +87,35 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     Napi::Env env = self->Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      self->callback_.Call({ErrnoError(env, "uv_poll", -status).Value()});
+      self->Deliver({ErrnoError(env, "uv_poll", -status).Value()});
+      return;
+    }
+    uint64_t count = 0;
+    ssize_t n;
+    do {
+      n = read(self->fd_, &count, sizeof count);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) return;  // already drained (a spurious or shared wake-up)
+    if (n < 0) {
+      self->Deliver({ErrnoError(env, "read", errno, "eventfd " + std::to_string(self->fd_)).Value()});
+    } else if (n != sizeof count) {
+      self->Deliver({Napi::Error::New(env, "short read from eventfd " + std::to_string(self->fd_)).Value()});
     } else {
-      self->callback_.Call({});
+      // A double holds any count a doorbell reaches (2^53 signals); callers test it for > 0.
+      self->Deliver({env.Undefined(), Napi::Number::New(env, double(count))});
+    }
+  }
+
+  // Calls the JS callback the way Node calls its own I/O callbacks (MakeCallback): the promise
+  // jobs and nextTicks it queues run before control returns to libuv, not at some later
+  // callback. A throw becomes the process's uncaught exception instead of a C++ exception
+  // escaping into libuv.
+  void Deliver(const std::initializer_list<napi_value>& args) {
+    Napi::Env env = Env();
+    try {
+      callback_.MakeCallback(Value(), args);  // napi_make_callback wants an object as `this`
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
     }
   }
 
@@ -109,6 +138,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
 
   Napi::FunctionReference callback_;
   uv_poll_t* poll_ = nullptr;
+  int fd_ = -1;
   bool watching_ = false;
 };
 

@@ -55,6 +55,8 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --tools F         the ext4 tools disk of test/guest/build.sh (default: build or find it)
   --json FILE       where to write the results (default bench/results/blk-testbed.json with
                     --testbed, else bench/results/blk-native.json; inside the bed: none)
+  --bed-cpus N      CPUs of each test-bed machine (default 1; the bed's L1 is QEMU TCG on this
+                    host's cores, one thread per CPU)
   --vm-timeout S    give up on one boot after S seconds and boot again (default 120 + 3 x the
                     tests' time)`;
 
@@ -71,6 +73,8 @@ interface Options {
   tools: string;
   json: string | undefined;
   vmTimeoutS: number;
+  /** CPUs of the test-bed machine (--testbed only). */
+  bedCpus: number;
   /** Print this machine's session as one JSON line for a --testbed parent (internal). */
   session: boolean;
   /** Boots of one VMM in one round before giving up: 1 in a test-bed session (the parent
@@ -112,6 +116,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       tools: { type: 'string' },
       json: { type: 'string' },
       'vm-timeout': { type: 'string' },
+      'bed-cpus': { type: 'string' },
       session: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -157,6 +162,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
     // wake for minutes: give up on a boot after three times its tests' time plus two minutes
     // (then it is redone).
+    bedCpus: positive('bed-cpus', values['bed-cpus'], 1),
     vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * (seconds + warmupS)),
   };
   // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,
@@ -458,6 +464,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     memoryMiB: MEMORY_MIB,
     diskMiB: opts.sizeMiB,
     scratchFs: opts.scratchFs,
+    bedCpus: opts.bedCpus,
     secondsPerTest: opts.seconds,
     warmupSecondsPerTest: opts.warmupS,
     rounds: round,
@@ -508,6 +515,7 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
         cwd: packageRoot(),
         timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + 1)) + 120) * 1000,
         bed,
+        cpus: opts.bedCpus,
         // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.
         memoryMiB: 3072,
         // Echo everything but the (long) JSON line.

@@ -1,7 +1,7 @@
 // eventfd(2) wrapper: the doorbell between KVM and the VMM (ioeventfd: guest -> VMM without an
 // exit to user space; irqfd: VMM -> guest interrupt without an ioctl).
 import { NativeFdWatcher, native as addon } from './native.js';
-import { DisposedError, native } from './errors.js';
+import { DisposedError, mapNativeError, native } from './errors.js';
 
 export class EventFd {
   private fdValue: number;
@@ -35,15 +35,17 @@ export class EventFd {
     return native(() => addon().eventfdRead(this.fd));
   }
 
-  /** Calls onSignal(count) on the JS thread each time the eventfd is signalled. One watcher. */
-  watch(onSignal: (count: bigint) => void): void {
+  /**
+   * Calls onSignal(count) on the JS thread each time the eventfd is signalled, count > 0 being
+   * the signals since the last call. One watcher. The addon drains the counter before calling.
+   */
+  watch(onSignal: (count: number) => void): void {
     if (this.watcher) throw new Error(`eventfd ${this.fd} is already watched`);
     this.watcher = native(
       () =>
-        new (addon().FdWatcher)(this.fd, (err?: Error) => {
-          if (err) throw err;
-          const n = this.drain();
-          if (n > 0n) onSignal(n);
+        new (addon().FdWatcher)(this.fd, (err?: Error, count?: number) => {
+          if (err) throw mapNativeError(err);
+          if (count !== undefined && count > 0) onSignal(count);
         }),
     );
   }

@@ -59,7 +59,8 @@ export interface NativeAddon {
   eventfdCreate(nonBlocking?: boolean): number;
   eventfdRead(fd: number): bigint;
   eventfdWrite(fd: number, value?: number | bigint): void;
-  FdWatcher: new (fd: number, onReadable: (err?: Error) => void) => NativeFdWatcher;
+  /** Watches a non-blocking eventfd: drains it and calls onSignal(undefined, count) on the JS thread. */
+  FdWatcher: new (fd: number, onSignal: (err?: Error, count?: number) => void) => NativeFdWatcher;
   preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
