@@ -2,10 +2,12 @@
 //
 // The device hands each request's guest buffers to its backend; how the backend reaches the file
 // decides the host-side cost per request. Measured here on one file, side by side in one run:
-//   fs/promises  FileBackend (src/devices/virtio/block/backend.ts), what tsvmm uses:
-//                FileHandle.readv/writev with a position = preadv/pwritev on libuv's threadpool;
-//   fs callback  fs.readv/fs.writev with callbacks: the same threadpool call without promises,
-//                i.e. about what a libuv threadpool call made by the addon itself would cost;
+//   FileBackend  src/devices/virtio/block/backend.ts, what tsvmm uses: reads FileHandle.readv
+//                (preadv on libuv's threadpool), writes fs.writev with a callback (pwritev on the
+//                same threadpool; the device calls startWrite, here behind one promise);
+//   fs/promises  FileHandle.readv/writev with a position: the same system calls on the same
+//                threadpool, with node:fs's promise chain (tsvmm's write path until session 6);
+//   fs callback  fs.readv/fs.writev with callbacks: the same threadpool call without promises;
 //   fio psync    C, a synchronous pread/pwrite loop per job (queue depth = jobs): the floor for a
 //                blocking call on a thread, no event loop at all;
 //   fio io_uring C, io_uring at the same queue depth: what an io_uring path could reach.
@@ -20,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { readv as readvCb, writev as writevCb, openSync, closeSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FileBackend } from '../src/devices/virtio/block/backend.js';
 
@@ -113,18 +116,25 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const backend = await FileBackend.open(file, false);
   const fd = openSync(file, 'r+');
+  const fh = await open(file, 'r+');
   try {
     for (const w of WORKLOADS) {
       for (const depth of DEPTHS) {
-        const viaPromises: Submit = (pos, buf) => (w.rw === 'read' ? backend.read(pos, [buf]) : backend.write(pos, [buf]));
+        const viaBackend: Submit = (pos, buf) => (w.rw === 'read' ? backend.read(pos, [buf]) : backend.write(pos, [buf]));
+        const viaPromises: Submit = async (pos, buf) => {
+          if (w.rw === 'read') await fh.readv([buf], pos);
+          else await fh.writev([buf], pos);
+        };
         const viaCallbacks: Submit = (pos, buf) =>
           new Promise<void>((resolve, reject) => {
             const done = (e: NodeJS.ErrnoException | null): void => (e ? reject(e) : resolve());
             if (w.rw === 'read') readvCb(fd, [buf], pos, done);
             else writevCb(fd, [buf], pos, done);
           });
-        let r = await drive(w, depth, size, seconds, viaPromises);
-        rows.push(row(w, depth, 'fs/promises (tsvmm)', r.ops / r.secs));
+        let r = await drive(w, depth, size, seconds, viaBackend);
+        rows.push(row(w, depth, 'FileBackend (tsvmm)', r.ops / r.secs));
+        r = await drive(w, depth, size, seconds, viaPromises);
+        rows.push(row(w, depth, 'fs/promises', r.ops / r.secs));
         r = await drive(w, depth, size, seconds, viaCallbacks);
         rows.push(row(w, depth, 'fs callback', r.ops / r.secs));
         for (const engine of ['psync', 'io_uring'] as const) {
@@ -135,6 +145,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await backend.close();
+    await fh.close();
     closeSync(fd);
     if (made) rmSync(file, { force: true });
   }

@@ -516,6 +516,33 @@ test('FileBackend.readNow: reads what is cached at once, never past the end, nev
   assert.is(be.readNow(0, [buf], 4096), false, 'after close');
 });
 
+test('FileBackend.startWrite: writes every buffer in order and calls back once; read-only and closed images fail with a BlockBackendError', async () => {
+  const { path, data } = image(16);
+  const be = await FileBackend.open(path, false);
+  const parts = [Uint8Array.from({ length: 700 }, (_, i) => i & 0xff), Uint8Array.from({ length: 1348 }, (_, i) => 255 - (i & 0xff))];
+  const calls: (BlockBackendError | undefined)[] = [];
+  await new Promise<void>((res) => be.startWrite(1024, parts, (e) => (calls.push(e), res())));
+  await new Promise((r) => setTimeout(r, 20)); // a second call would come by now
+  assert.equal(calls, [undefined]);
+  const want = data.slice();
+  want.set(parts[0] as Uint8Array, 1024);
+  want.set(parts[1] as Uint8Array, 1024 + 700);
+  assert.equal(fileBytes(path), want);
+  await be.write(0, [new Uint8Array(512).fill(9)]); // the promise form goes the same way
+  assert.equal(fileBytes(path).subarray(0, 512), new Uint8Array(512).fill(9));
+  await be.close();
+  const closed = await new Promise<BlockBackendError | undefined>((res) => be.startWrite(0, [new Uint8Array(512)], res));
+  assert.instance(closed, BlockBackendError);
+  assert.match((closed as Error).message, /closed/);
+
+  const ro = await FileBackend.open(path, true);
+  const refused = await new Promise<BlockBackendError | undefined>((res) => ro.startWrite(0, [new Uint8Array(512)], res));
+  assert.instance(refused, BlockBackendError);
+  assert.match((refused as Error).message, /read-only/);
+  await ro.close();
+  assert.equal(fileBytes(path).subarray(0, 512), new Uint8Array(512).fill(9), 'nothing written by the refused calls');
+});
+
 test('completions come out of order; a backend failure is IOERR', async () => {
   const be = new GatedBackend();
   const dev = VirtioBlock.withBackend(be, { serial: 'g' });

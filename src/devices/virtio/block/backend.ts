@@ -1,8 +1,12 @@
-// The block backend: a raw image file, accessed with node:fs/promises positional vectored I/O.
+// The block backend: a raw image file, accessed with positional vectored I/O.
 //
-// I/O path. FileHandle.readv/writev(buffers, position) are preadv/pwritev run on libuv's
-// threadpool: the event loop never blocks, the guest's buffers are passed as they are (zero-copy:
-// the views point into guest memory), and several requests proceed at once (up to
+// I/O path. Reads that miss the page cache are FileHandle.readv(buffers, position), preadv on
+// libuv's threadpool; writes are fs.writev(fd, buffers, position, callback), pwritev on the same
+// threadpool with one callback per completion (startWrite): FileHandle.writev resolves a chain
+// of promises per write (node:fs's own and ours), which cost 15% of a 4 KiB write's main-thread
+// CPU on the host and more in the nested test bed (bench/README.md, session 6). Either
+// way the event loop never blocks, the guest's buffers are passed as they are (zero-copy: the
+// views point into guest memory), and several requests proceed at once (up to
 // UV_THREADPOOL_SIZE, 4 by default, shared with the rest of the process's fs/dns/crypto work).
 // flush() is FileHandle.datasync() (fdatasync(2)), so a FLUSH completes only once every write
 // acknowledged before it is on stable storage.
@@ -24,6 +28,7 @@
 // unless asked to (BlockGeometry.discard), so that fstrim in the guest does not report space
 // freed that was not.
 
+import { writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { preadNoWait, type NoWaitRead } from '../../../vmm/file-io.js';
 
@@ -90,6 +95,12 @@ export interface BlockBackend {
   readNow?(pos: number, buffers: readonly Uint8Array[], length: number): boolean;
   /** Writes all of `buffers` at `pos`, or a BlockBackendError. */
   write(pos: number, buffers: readonly Uint8Array[]): Promise<void>;
+  /**
+   * write() with a callback instead of a promise: `done` runs once, with undefined or a
+   * BlockBackendError, possibly before startWrite returns. Optional: the device's write path
+   * when present (no promise per request); backends without it are always write().
+   */
+  startWrite?(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
   /** Makes every completed write durable (fdatasync). */
   flush(): Promise<void>;
   writeZeroes(pos: number, length: number): Promise<void>;
@@ -160,26 +171,35 @@ export class FileBackend implements BlockBackend {
     return r === length;
   }
 
-  async write(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
+  write(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
+    return new Promise((resolve, reject) => this.startWrite(pos, buffers, (e) => (e ? reject(e) : resolve())));
+  }
+
+  startWrite(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
     const want = total(buffers);
-    this.checkOpen('write', pos, want);
-    if (this.readOnly) throw new BlockBackendError('write', this.path, pos, want, 'the image is open read-only');
-    // The usual case in one threadpool call and no extra promise hops (each costs the event loop
-    // a microtask per request); transfer() carries on after a short write.
-    let first: number;
+    if (this.closed) return done(new BlockBackendError('write', this.path, pos, want, 'the image is closed'));
+    if (this.readOnly) return done(new BlockBackendError('write', this.path, pos, want, 'the image is open read-only'));
+    this.writeFrom(pos, buffers, want, 0, done);
+  }
+
+  /** pwritev of `buffers` from byte `from` on, again after a short write, until all `want` are written. */
+  private writeFrom(pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
+    const fail = (message: string, cause?: unknown): void => done(new BlockBackendError('write', this.path, pos, want, message, cause));
     try {
-      first = (await this.fh.writev(buffers as Uint8Array[], pos)).bytesWritten;
+      // fs.writev (pwritev on libuv's threadpool) with a callback: no promise per write.
+      writev(this.fh.fd, from === 0 ? (buffers as Uint8Array[]) : rest(buffers, from), pos + from, (err, n) => {
+        if (err) return fail(errnoText(err), err);
+        if (n === 0) return fail(`no progress after ${from} bytes`);
+        if (from + n >= want) return done(undefined);
+        this.writeFrom(pos, buffers, want, from + n, done);
+      });
     } catch (e) {
-      throw new BlockBackendError('write', this.path, pos, want, errnoText(e), e);
+      fail(errnoText(e), e);
     }
-    if (first === want) return;
-    if (first === 0) throw new BlockBackendError('write', this.path, pos, want, 'no progress after 0 bytes');
-    await this.transfer('write', pos, buffers, want, async (bufs, at) => (await this.fh.writev(bufs, at)).bytesWritten, (done) => `no progress after ${done} bytes`, first);
   }
 
   /**
-   * Repeats a positional vectored call until all `want` bytes moved (preadv/pwritev may do less),
-   * starting `already` bytes in;
+   * Repeats a positional vectored call until all `want` bytes moved (preadv/pwritev may do less);
    * a call that moves nothing is an error (`stalled` says why), as is a failed call.
    */
   private async transfer(
@@ -189,9 +209,8 @@ export class FileBackend implements BlockBackend {
     want: number,
     call: (buffers: Uint8Array[], position: number) => Promise<number>,
     stalled: (done: number) => string,
-    already = 0,
   ): Promise<void> {
-    let done = already;
+    let done = 0;
     while (done < want) {
       let n: number;
       try {

@@ -7,7 +7,8 @@
 // FLUSH covers the writes that completed before it was issued, §5.2.6.4).
 // A read whose data the host's page cache holds completes at once, inside the drain
 // (backend.readNow: no threadpool round trip, straight into the guest's buffers); everything else
-// completes later, from libuv. On completion the status byte is written and the chain returned
+// completes later, from libuv (a write through the backend's callback form, startWrite, when it
+// has one: no promise per request). On completion the status byte is written and the chain returned
 // with pushUsed; the interrupt check comes once per batch: at the end of the drain for what
 // completed inside it, else once per event-loop turn (setImmediate), so a batch of completions
 // costs one needsNotification and at most one interrupt.
@@ -348,6 +349,12 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     if (op.kind === 'read' && this.readNow(a, chain, req, op)) return;
+    if (op.kind === 'write' && this.backend.startWrite) {
+      // The backend's callback form: the completion is one call, no promise per request.
+      this.inFlightCount++;
+      this.backend.startWrite(op.offset, op.buffers, (err) => this.written(a, chain, req, op, err));
+      return;
+    }
     this.inFlightCount++;
     this.runOp(op, a).then(
       () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.kind === 'read' ? op.length : 0),
@@ -379,6 +386,20 @@ export class VirtioBlock implements VirtioDevice {
     m.cachedReads++;
     this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.length);
     return true;
+  }
+
+  /** The end of a write started with backend.startWrite. */
+  private written(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'write' }>, err: Error | undefined): void {
+    const m = this.metricsData;
+    if (err) {
+      m.backendErrors++;
+      this.complete(a, chain, req, VIRTIO_BLK_S_IOERR, 0);
+    } else {
+      m.writes++;
+      m.writtenBytes += op.length;
+      this.complete(a, chain, req, VIRTIO_BLK_S_OK, 0);
+    }
+    this.settled();
   }
 
   private async runOp(op: BlockOp, a: { readonly generation: number }): Promise<void> {
