@@ -101,6 +101,28 @@ export class GuestMemory {
     return r !== undefined && gpa + length <= r.end;
   }
 
+  /**
+   * slice(gpa, length), or undefined when [gpa, gpa+length) is not inside one region: one lookup
+   * for an address the guest chose (contains() then slice() is two).
+   */
+  sliceIfInside(gpa: number, length: number): Uint8Array | undefined {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || gpa < 0 || length < 0) return undefined;
+    const r = this.find(gpa);
+    if (r === undefined || gpa + length > r.end) return undefined;
+    const offset = gpa - r.guestPhysAddr;
+    return r.bytes.subarray(offset, offset + length);
+  }
+
+  /**
+   * A zero-copy DataView of [gpa, gpa+length), which must lie in one region (GuestMemoryError
+   * otherwise): for a structure accessed field by field many times (a virtqueue's rings), so that
+   * each access needs no region lookup.
+   */
+  dataView(gpa: number, length: number): DataView {
+    const { region, offset } = this.locate(gpa, length);
+    return new DataView(region.bytes.buffer, region.bytes.byteOffset + offset, length);
+  }
+
   /** A zero-copy view of [gpa, gpa+length): writes to it are writes to guest memory. */
   slice(gpa: number, length: number): Uint8Array {
     const { region, offset } = this.locate(gpa, length);

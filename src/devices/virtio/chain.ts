@@ -23,6 +23,8 @@ const UNSAFE_HIGH = 0x20_0000;
 export interface ChainContext {
   /** Guest-physical address of the descriptor table (already validated for 16 * size bytes). */
   readonly desc: number;
+  /** The descriptor table itself: a view of those 16 * size bytes of guest memory. */
+  readonly descView: DataView;
   /** Queue size: entries in the descriptor table. */
   readonly size: number;
   /** The queue's maximum size (QueueNumMax): cap on descriptors in a chain and entries in an indirect table. */
@@ -33,6 +35,11 @@ export interface ChainContext {
 
 function fail(reason: VirtioChainErrorReason, head: number, ctx: ChainContext, where: string, what: string): never {
   throw new VirtioChainError(reason, head, head < ctx.size, `${where} of the chain at head ${head}: ${what}`);
+}
+
+/** A descriptor's address for an error message (hi and lo as read, addr as computed). */
+function addrText(hi: number, lo: number, addr: number): string {
+  return hi >= UNSAFE_HIGH ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : hex(addr);
 }
 
 function describe(indirect: boolean, index: number, table: number, tableLen: number): string {
@@ -67,6 +74,7 @@ export class DescriptorChain {
     let readableLength = 0;
     let writableLength = 0;
     let table = ctx.desc;
+    let tableView = ctx.descView;
     let tableLen = ctx.size;
     let indirect = false;
     let index = head;
@@ -82,17 +90,15 @@ export class DescriptorChain {
         bad('loop', `more than ${tableLen} descriptors followed in a table of ${tableLen}: NEXT links form a loop`);
       }
       walked++;
-      // The table range was validated (the queue's at configuration, an indirect one below), so
-      // these reads cannot leave guest memory.
-      const at = table + index * DESC_SIZE;
-      const lo = memory.readU32(at);
-      const hi = memory.readU32(at + 4);
-      const len = memory.readU32(at + 8);
-      const flags = memory.readU16(at + 12);
-      const next = memory.readU16(at + 14);
+      // tableView covers the table (the queue's, validated at configuration; an indirect one,
+      // below), and index < tableLen: these reads cannot leave guest memory.
+      const at = index * DESC_SIZE;
+      const lo = tableView.getUint32(at, true);
+      const hi = tableView.getUint32(at + 4, true);
+      const len = tableView.getUint32(at + 8, true);
+      const flags = tableView.getUint16(at + 12, true);
+      const next = tableView.getUint16(at + 14, true);
       const addr = hi >= UNSAFE_HIGH ? Number.POSITIVE_INFINITY : hi * 0x1_0000_0000 + lo;
-      // Only for error messages: built when one is thrown, not for every descriptor.
-      const addrText = (): string => (hi >= UNSAFE_HIGH ? `0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}` : hex(addr));
 
       if (flags & VIRTQ_DESC_F_INDIRECT) {
         if (indirect) bad('nested-indirect', 'VIRTQ_DESC_F_INDIRECT inside an indirect table (§2.7.5.3.1 allows one table per chain)');
@@ -103,10 +109,12 @@ export class DescriptorChain {
         if (len / DESC_SIZE > ctx.maxSize) {
           bad('bad-indirect-length', `indirect table of ${len / DESC_SIZE} entries exceeds the queue maximum of ${ctx.maxSize}`);
         }
-        if (!memory.contains(addr, len)) bad('out-of-range', `indirect table ${addrText()} + ${len} outside guest memory`);
+        const t = memory.sliceIfInside(addr, len);
+        if (!t) return bad('out-of-range', `indirect table ${addrText(hi, lo, addr)} + ${len} outside guest memory`);
         // §2.7.5.3: the table replaces the rest of the chain; WRITE on this descriptor is ignored
         // (§2.7.5.3.2) and so is NEXT, which drivers must not set together with INDIRECT (§2.7.5.3.1).
         table = addr;
+        tableView = new DataView(t.buffer, t.byteOffset, t.byteLength);
         tableLen = len / DESC_SIZE;
         indirect = true;
         index = 0;
@@ -116,8 +124,8 @@ export class DescriptorChain {
 
       count++;
       if (count > ctx.maxSize) bad('too-long', `more than ${ctx.maxSize} descriptors in one chain (the queue maximum)`);
-      if (!memory.contains(addr, len)) bad('out-of-range', `address ${addrText()} + ${len} outside guest memory`);
-      const view = memory.slice(addr, len);
+      const view = memory.sliceIfInside(addr, len);
+      if (!view) return bad('out-of-range', `address ${addrText(hi, lo, addr)} + ${len} outside guest memory`);
       if (flags & VIRTQ_DESC_F_WRITE) {
         writableLength += len;
         if (writableLength > U32_MAX) bad('too-long', `device-writable buffers exceed 2^32-1 bytes in total (§2.7.5.2)`);

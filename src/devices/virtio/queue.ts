@@ -6,10 +6,11 @@
 // no fences for plain typed-array accesses, so the points where a native device needs one are
 // marked below with Linux's names (virtio_rmb / virtio_wmb / virtio_mb). On x86 (TSO) loads stay in
 // order with loads and stores with stores, so rmb/wmb only need the JIT not to reorder those
-// accesses (it does not move them across the GuestMemory calls between them); the mb points
-// (a store, then a load of the driver's field) need a real fence, since the device side (the
-// main thread) and the driver (vCPU threads) run on different CPUs at once: fullFence() gives
-// one (src/vmm/fence.ts). Without it a missed wake-up, and a hung request, is possible.
+// accesses (V8 compiles DataView loads and stores as effectful operations, kept in program
+// order); the mb points (a store, then a load of the driver's field) need a real fence, since the
+// device side (the main thread) and the driver (vCPU threads) run on different CPUs at once:
+// fullFence() gives one (src/vmm/fence.ts). Without it a missed wake-up, and a hung request, is
+// possible.
 
 import type { GuestMemory } from '../../vmm/guest-memory.js';
 import { fullFence } from '../../vmm/fence.js';
@@ -95,15 +96,12 @@ export class SplitQueue {
   readonly indirectDesc: boolean;
   private readonly name: string;
   private readonly ctx: ChainContext;
-  // Guest-physical addresses of the fields we touch (§2.7.6, §2.7.8).
-  private readonly availFlags: number;
-  private readonly availIdx: number;
-  private readonly availRing: number;
-  private readonly usedEventAddr: number;
-  private readonly usedFlags: number;
-  private readonly usedIdx: number;
-  private readonly usedRing: number;
-  private readonly availEventAddr: number;
+  // The driver area (flags, idx, ring[size], used_event; §2.7.6) and the device area (flags, idx,
+  // ring[size] of {id, len}, avail_event; §2.7.8), and the offsets of their event fields.
+  private readonly avail: DataView;
+  private readonly used: DataView;
+  private readonly usedEventOffset: number;
+  private readonly availEventOffset: number;
   /** Free-running 16-bit indices: next avail entry to take, next used entry to write. */
   private nextAvailIdx = 0;
   private nextUsedIdx = 0;
@@ -123,15 +121,14 @@ export class SplitQueue {
     this.maxSize = maxSize;
     this.eventIdx = config.eventIdx;
     this.indirectDesc = config.indirectDesc;
-    this.ctx = { desc: config.desc, size, maxSize, indirectDesc: config.indirectDesc };
-    this.availFlags = config.driver;
-    this.availIdx = config.driver + 2;
-    this.availRing = config.driver + 4;
-    this.usedEventAddr = config.driver + 4 + 2 * size;
-    this.usedFlags = config.device;
-    this.usedIdx = config.device + 2;
-    this.usedRing = config.device + 4;
-    this.availEventAddr = config.device + 4 + 8 * size;
+    const sizes = ringSizes(size);
+    // Views of the three parts, each inside one region (checked above): ring accesses need no
+    // region lookup.
+    this.ctx = { desc: config.desc, descView: memory.dataView(config.desc, sizes.desc), size, maxSize, indirectDesc: config.indirectDesc };
+    this.avail = memory.dataView(config.driver, sizes.driver);
+    this.used = memory.dataView(config.device, sizes.device);
+    this.usedEventOffset = 4 + 2 * size;
+    this.availEventOffset = 4 + 8 * size;
   }
 
   /**
@@ -140,15 +137,11 @@ export class SplitQueue {
    * lost notification; used entries the driver has not seen, at a lost interrupt.
    */
   describe(): string {
-    const read = (addr: number): string => {
-      try {
-        return String(this.memory.readU16(addr));
-      } catch {
-        return '?';
-      }
-    };
-    const events = this.eventIdx ? `, used_event ${read(this.usedEventAddr)}, avail_event ${read(this.availEventAddr)}` : `, avail flags ${read(this.availFlags)}, used flags ${read(this.usedFlags)}`;
-    return `${this.name}: avail.idx ${read(this.availIdx)}, next avail ${this.nextAvailIdx}, used.idx ${read(this.usedIdx)} (pushed ${this.nextUsedIdx}, last signalled ${this.signalledUsed ?? '-'})${events}`;
+    const read = (area: DataView, offset: number): number => area.getUint16(offset, true);
+    const events = this.eventIdx
+      ? `, used_event ${read(this.avail, this.usedEventOffset)}, avail_event ${read(this.used, this.availEventOffset)}`
+      : `, avail flags ${read(this.avail, 0)}, used flags ${read(this.used, 0)}`;
+    return `${this.name}: avail.idx ${read(this.avail, 2)}, next avail ${this.nextAvailIdx}, used.idx ${read(this.used, 2)} (pushed ${this.nextUsedIdx}, last signalled ${this.signalledUsed ?? '-'})${events}`;
   }
 
   /** The device's next available-ring index (free-running, 16 bits). */
@@ -168,7 +161,7 @@ export class SplitQueue {
 
   /** Entries the driver has published that we have not taken. Throws VirtioQueueError on overrun. */
   pending(): number {
-    const idx = this.memory.readU16(this.availIdx);
+    const idx = this.avail.getUint16(2, true);
     const pending = (idx - this.nextAvailIdx) & 0xffff;
     // §2.7.13: the ring holds at most `size` entries, so a driver can be at most `size` ahead;
     // more means avail.idx is garbage and no entry in the ring can be trusted to be new.
@@ -191,7 +184,7 @@ export class SplitQueue {
     if (this.pending() === 0) return undefined;
     // virtio_rmb (acquire): the ring entry and the descriptors must be read after avail.idx
     // (§2.7.13.3.1: the driver wrote them before its barrier and idx update).
-    const head = this.memory.readU16(this.availRing + 2 * (this.nextAvailIdx % this.size));
+    const head = this.avail.getUint16(4 + 2 * (this.nextAvailIdx % this.size), true);
     this.nextAvailIdx = (this.nextAvailIdx + 1) & 0xffff;
     return DescriptorChain.parse(this.memory, this.ctx, head);
   }
@@ -211,13 +204,13 @@ export class SplitQueue {
     if (this.inFlight === 0) {
       throw new VirtioQueueError('bad-used-entry', `${this.name}: pushUsed(${headIndex}) with no chain in flight would overwrite an entry the driver has not seen`);
     }
-    const elem = this.usedRing + 8 * (this.nextUsedIdx % this.size);
-    this.memory.writeU32(elem, headIndex);
-    this.memory.writeU32(elem + 4, writtenLen);
+    const elem = 4 + 8 * (this.nextUsedIdx % this.size);
+    this.used.setUint32(elem, headIndex, true);
+    this.used.setUint32(elem + 4, writtenLen, true);
     this.nextUsedIdx = (this.nextUsedIdx + 1) & 0xffff;
     // virtio_wmb (release): the element (and the data written to the buffers) must be visible
     // before the new used.idx (§2.7.8.1: "set len prior to updating the used idx").
-    this.memory.writeU16(this.usedIdx, this.nextUsedIdx);
+    this.used.setUint16(2, this.nextUsedIdx, true);
   }
 
   /**
@@ -234,9 +227,9 @@ export class SplitQueue {
       const old = this.signalledUsed;
       this.signalledUsed = newIdx;
       if (old === undefined) return true;
-      return needEvent(this.memory.readU16(this.usedEventAddr), newIdx, old);
+      return needEvent(this.avail.getUint16(this.usedEventOffset, true), newIdx, old);
     }
-    return (this.memory.readU16(this.availFlags) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    return (this.avail.getUint16(0, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
 
   /**
@@ -248,9 +241,9 @@ export class SplitQueue {
    */
   enableNotification(): boolean {
     if (this.eventIdx) {
-      this.memory.writeU16(this.availEventAddr, this.nextAvailIdx);
+      this.used.setUint16(this.availEventOffset, this.nextAvailIdx, true);
     } else {
-      this.memory.writeU16(this.usedFlags, this.memory.readU16(this.usedFlags) & ~VIRTQ_USED_F_NO_NOTIFY);
+      this.used.setUint16(0, this.used.getUint16(0, true) & ~VIRTQ_USED_F_NO_NOTIFY, true);
     }
     // virtio_mb (full barrier): the store above must be visible before we re-read avail.idx.
     fullFence();
@@ -264,7 +257,7 @@ export class SplitQueue {
    */
   disableNotification(): void {
     if (this.eventIdx) return;
-    this.memory.writeU16(this.usedFlags, this.memory.readU16(this.usedFlags) | VIRTQ_USED_F_NO_NOTIFY);
+    this.used.setUint16(0, this.used.getUint16(0, true) | VIRTQ_USED_F_NO_NOTIFY, true);
   }
 
   /** Device reset (§2.4): forget all progress. The rings in guest memory are the driver's to re-initialise. */
