@@ -446,7 +446,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   }
   if (exits) {
     console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${round}; ${exits.requests.toFixed(0)} requests a boot):`);
-    console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}`);
+    console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}; descriptors per request ${exits.descriptors.toFixed(2)}`);
     for (const [k, x] of Object.entries(exits.otherDevices)) if (Math.abs(x) >= 0.0005) console.log(`  ${k}: ${x.toFixed(3)}`);
   }
   const discarded = sessions.flatMap((s) => s.discarded);

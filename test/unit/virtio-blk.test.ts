@@ -213,6 +213,7 @@ test('IN reads the file across several data descriptors (direct and indirect)', 
   assert.equal(res.data, data.subarray(63 * SECTOR));
   assert.is(dev.metrics.reads, 3);
   assert.is(dev.metrics.readBytes, 2048 * 2 + 512);
+  assert.is(dev.metrics.descriptors, 5 + 5 + 2, 'header + 4 writable, twice (the indirect table itself not counted), then header + 1');
   assert.ok(r.interrupts() >= 1);
   await dev.dispose();
 });

@@ -111,6 +111,8 @@ export interface ExitsPerRequest {
   diskMmioExits: number;
   /** Interrupts tsvmm raised for the scratch disk per request. */
   interrupts: number;
+  /** Buffer descriptors per request on the scratch disk (NaN where tsvmm did not count them). */
+  descriptors: number;
   /** The other devices' exits per request, keyed as in --stats. */
   otherDevices: Record<string, number>;
 }
@@ -131,6 +133,8 @@ export function exitsPerRequest(runs: readonly VmmRun[], disk = 'virtio-blk0'): 
       return k ? (s.devices[k] ?? 0) : 0;
     }),
     interrupts: per((s) => s.disks[disk]?.interrupts ?? 0),
+    // Older builds did not count descriptors: NaN there.
+    descriptors: per((s) => s.disks[disk]?.descriptors ?? NaN),
     otherDevices,
   };
 }

@@ -77,6 +77,9 @@ export interface VirtioBlockOptions {
 export interface BlockMetrics {
   /** Chains taken from the queue. */
   requests: number;
+  /** Buffer descriptors in those chains (header, data and status): per request, the
+   * scatter-gather width the driver sends (1 MiB from scattered guest pages: up to 256 + 2). */
+  descriptors: number;
   reads: number;
   /** ...of which the page cache answered at once (backend.readNow). */
   cachedReads: number;
@@ -104,6 +107,7 @@ export interface BlockMetrics {
 function newMetrics(): BlockMetrics {
   return {
     requests: 0,
+    descriptors: 0,
     reads: 0,
     cachedReads: 0,
     writes: 0,
@@ -330,6 +334,7 @@ export class VirtioBlock implements VirtioDevice {
   private start(a: Active, chain: DescriptorChain): void {
     const m = this.metricsData;
     m.requests++;
+    m.descriptors += chain.descriptorCount;
     const req = parseRequest(chain, a.limits);
     if (isUnusable(req)) {
       m.malformed++;
