@@ -530,6 +530,7 @@ test('FileBackend.startWrite: writes every buffer in order and calls back once; 
   want.set(parts[1] as Uint8Array, 1024 + 700);
   assert.equal(fileBytes(path), want);
   await be.write(0, [new Uint8Array(512).fill(9)]); // the promise form goes the same way
+  assert.is(await new Promise<BlockBackendError | undefined>((res) => be.startWrite(0, [], res)), undefined, 'no data: nothing to write, no error');
   assert.equal(fileBytes(path).subarray(0, 512), new Uint8Array(512).fill(9));
   await be.close();
   const closed = await new Promise<BlockBackendError | undefined>((res) => be.startWrite(0, [new Uint8Array(512)], res));

@@ -198,7 +198,8 @@ class ViewCursor {
     while (left > 0) {
       const v = this.views[this.view] as Uint8Array;
       const step = Math.min(left, v.byteLength - this.offset);
-      if (step > 0 && visit) visit(v.subarray(this.offset, this.offset + step), total - left);
+      // A piece that is a whole view is that view: no new view per buffer of a large request.
+      if (step > 0 && visit) visit(step === v.byteLength ? v : v.subarray(this.offset, this.offset + step), total - left);
       this.offset += step;
       left -= step;
       if (this.offset === v.byteLength) {
@@ -208,6 +209,11 @@ class ViewCursor {
     }
     this.done += total;
     return total;
+  }
+
+  /** Skips up to n bytes; returns how many. */
+  skip(n: number): number {
+    return this.advance(n);
   }
 
   /** Zero-copy views of the next min(n, remaining) bytes, then advances past them. */
@@ -222,11 +228,6 @@ export class ChainReader extends ViewCursor {
   /** Copies min(dst.length, remaining) bytes into dst; returns how many. */
   read(dst: Uint8Array): number {
     return this.advance(dst.byteLength, (piece, at) => dst.set(piece, at));
-  }
-
-  /** Skips up to n bytes; returns how many. */
-  skip(n: number): number {
-    return this.advance(n);
   }
 
   /** Bytes read or skipped so far. */

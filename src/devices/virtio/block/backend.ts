@@ -179,6 +179,8 @@ export class FileBackend implements BlockBackend {
     const want = total(buffers);
     if (this.closed) return done(new BlockBackendError('write', this.path, pos, want, 'the image is closed'));
     if (this.readOnly) return done(new BlockBackendError('write', this.path, pos, want, 'the image is open read-only'));
+    // A request with no data writes nothing (writeFrom would take pwritev's 0 for no progress).
+    if (want === 0) return done(undefined);
     this.writeFrom(pos, buffers, want, 0, done);
   }
 

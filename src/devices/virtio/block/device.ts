@@ -52,6 +52,13 @@ import {
   type RequestLimits,
 } from './request.js';
 
+/** The status byte of each answer, made once (complete() writes one per request). */
+const STATUS_BYTE: Record<BlockStatus, Uint8Array> = {
+  [VIRTIO_BLK_S_OK]: Uint8Array.of(VIRTIO_BLK_S_OK),
+  [VIRTIO_BLK_S_IOERR]: Uint8Array.of(VIRTIO_BLK_S_IOERR),
+  [VIRTIO_BLK_S_UNSUPP]: Uint8Array.of(VIRTIO_BLK_S_UNSUPP),
+};
+
 /** A bad option or a misuse of the device (not a guest error: those become statuses). */
 export class VirtioBlockError extends Error {
   constructor(message: string) {
@@ -244,6 +251,7 @@ export class VirtioBlock implements VirtioDevice {
       queue,
       limits: {
         capacity: this.capacity,
+        capacitySectors: Number(this.capacity),
         readOnly: this.geometry.readOnly,
         discard: has(VIRTIO_BLK_F_DISCARD),
         writeZeroes: has(VIRTIO_BLK_F_WRITE_ZEROES),
@@ -472,9 +480,10 @@ export class VirtioBlock implements VirtioDevice {
     if (status === VIRTIO_BLK_S_IOERR) m.ioErrors++;
     else if (status === VIRTIO_BLK_S_UNSUPP) m.unsupported++;
     const w = chain.writer();
-    w.take(dataWritten);
-    for (const v of w.take(req.writableLength - 1 - dataWritten)) v.fill(0);
-    w.write(Uint8Array.of(status));
+    w.skip(dataWritten);
+    const unwritten = req.writableLength - 1 - dataWritten;
+    if (unwritten > 0) for (const v of w.take(unwritten)) v.fill(0);
+    w.write(STATUS_BYTE[status]);
     try {
       a.queue.pushUsed(req.head, req.writableLength);
     } catch (e) {

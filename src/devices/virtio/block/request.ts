@@ -17,7 +17,6 @@ import {
   MAX_DISCARD_SEG,
   MAX_WRITE_ZEROES_SECTORS,
   MAX_WRITE_ZEROES_SEG,
-  SECTOR_SHIFT,
   SECTOR_SIZE,
   VIRTIO_BLK_ID_BYTES,
 } from './config.js';
@@ -49,6 +48,8 @@ export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;
 export interface RequestLimits {
   /** Disk size in 512-byte sectors. */
   readonly capacity: bigint;
+  /** The same as a Number (exact: a capacity is below 2^53 / 512), for the per-request checks. */
+  readonly capacitySectors: number;
   readonly readOnly: boolean;
   /** VIRTIO_BLK_F_DISCARD offered and negotiated. */
   readonly discard: boolean;
@@ -105,6 +106,11 @@ function answer(head: number, type: number, writableLength: number, status: Bloc
   return { head, type, writableLength, op: undefined, status, reason };
 }
 
+/** The little-endian u32 at `at` of `b` (b.byteLength >= at + 4). */
+function le32(b: Uint8Array, at: number): number {
+  return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
+}
+
 /** Whether [sector, sector + sectors) lies inside the disk; sectors is a count (>= 0). */
 function inside(sector: bigint, sectors: bigint, capacity: bigint): boolean {
   return sector <= capacity && sectors <= capacity - sector;
@@ -121,11 +127,24 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
     return answer(head, -1, writableLength, VIRTIO_BLK_S_IOERR, `request at head ${head}: header of ${chain.readableLength} readable bytes, ${REQ_HEADER_SIZE} needed`);
   }
   const reader = chain.reader();
-  const header = new Uint8Array(REQ_HEADER_SIZE);
-  reader.read(header);
-  const hv = new DataView(header.buffer);
-  const type = hv.getUint32(0, true);
-  const sector = hv.getBigUint64(8, true);
+  // The header is normally a descriptor of its own (Linux's is): read it in place; a header
+  // split across descriptors is gathered first.
+  const first = chain.readable[0] as Uint8Array; // readableLength >= 16: there is one
+  let header = first;
+  if (first.byteLength >= REQ_HEADER_SIZE) {
+    reader.skip(REQ_HEADER_SIZE);
+  } else {
+    header = new Uint8Array(REQ_HEADER_SIZE);
+    reader.read(header);
+  }
+  const type = le32(header, 0);
+  const sectorLo = le32(header, 8);
+  const sectorHi = le32(header, 12);
+  // sector >= 2^44 is 2^53 bytes and more, beyond any disk: clamp, so that the Number arithmetic
+  // below stays exact and the request fails the capacity check (the message shows the sector as
+  // the guest wrote it).
+  const sector = sectorHi >= 1 << 12 ? Number.MAX_SAFE_INTEGER : sectorHi * 0x1_0000_0000 + sectorLo;
+  const sectorText = (): string => ((BigInt(sectorHi) << 32n) | BigInt(sectorLo)).toString();
   const dataIn = writableLength - 1; // writable bytes before the status byte
   const dataOut = reader.remaining; // readable bytes after the header
   const where = `request at head ${head} (type ${type})`;
@@ -141,17 +160,17 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
       if (length % SECTOR_SIZE !== 0) {
         return answer(head, type, writableLength, VIRTIO_BLK_S_IOERR, `${where}: data length ${length} is not a multiple of ${SECTOR_SIZE} (§5.2.6.1)`);
       }
-      const sectors = BigInt(length >> SECTOR_SHIFT);
-      if (!inside(sector, sectors, limits.capacity)) {
+      const sectors = length / SECTOR_SIZE;
+      if (!(sector <= limits.capacitySectors && sectors <= limits.capacitySectors - sector)) {
         return answer(
           head,
           type,
           writableLength,
           VIRTIO_BLK_S_IOERR,
-          `${where}: sectors [${sector}, +${sectors}) are beyond the capacity of ${limits.capacity} sectors`,
+          `${where}: sectors [${sectorText()}, +${sectors}) are beyond the capacity of ${limits.capacity} sectors`,
         );
       }
-      const offset = Number(sector) * SECTOR_SIZE; // exact: sector <= capacity < 2^53 / 512
+      const offset = sector * SECTOR_SIZE; // exact: sector <= capacity < 2^53 / 512
       const buffers = isRead ? chain.writer().take(length) : reader.take(length);
       return { head, type, writableLength, op: { kind: isRead ? 'read' : 'write', offset, length, buffers }, status: VIRTIO_BLK_S_OK, reason: '' };
     }
