@@ -106,6 +106,20 @@ function answer(head: number, type: number, writableLength: number, status: Bloc
   return { head, type, writableLength, op: undefined, status, reason };
 }
 
+// The data buffers of IN and OUT, when the header and the status byte are descriptors of their
+// own, as Linux sends them: the chain's own views (one array copy, no view per buffer). Their
+// lengths add up by construction: writableLength - 1 and readableLength - 16.
+
+/** IN: the writable views before the status byte, if it is a descriptor of its own. */
+function viewsBeforeStatus(writable: readonly Uint8Array[]): Uint8Array[] | undefined {
+  return writable[writable.length - 1]?.byteLength === 1 ? writable.slice(0, -1) : undefined;
+}
+
+/** OUT: the readable views after the header, if it is a descriptor of its own. */
+function viewsAfterHeader(readable: readonly Uint8Array[]): Uint8Array[] | undefined {
+  return readable[0]?.byteLength === REQ_HEADER_SIZE ? readable.slice(1) : undefined;
+}
+
 /** The little-endian u32 at `at` of `b` (b.byteLength >= at + 4). */
 function le32(b: Uint8Array, at: number): number {
   return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
@@ -171,7 +185,7 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         );
       }
       const offset = sector * SECTOR_SIZE; // exact: sector <= capacity < 2^53 / 512
-      const buffers = isRead ? chain.writer().take(length) : reader.take(length);
+      const buffers = isRead ? (viewsBeforeStatus(chain.writable) ?? chain.writer().take(length)) : (viewsAfterHeader(chain.readable) ?? reader.take(length));
       return { head, type, writableLength, op: { kind: isRead ? 'read' : 'write', offset, length, buffers }, status: VIRTIO_BLK_S_OK, reason: '' };
     }
 
