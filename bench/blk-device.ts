@@ -25,8 +25,9 @@ interface Workload {
   name: string;
   type: number;
   bs: number;
-  /** Data descriptors per request: 1 (a physically contiguous buffer), or one per 4 KiB page, as
-   * a Linux guest's O_DIRECT request from a user buffer arrives when its pages are scattered. */
+  /** Data descriptors per request: 1 (a physically contiguous buffer), or several equal ones (here
+   * 128 of 8 KiB for 1 MiB), as a Linux guest's O_DIRECT request from a user buffer arrives when
+   * its pages are scattered. */
   segments: number;
 }
 const WORKLOADS: Workload[] = [

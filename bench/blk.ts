@@ -159,10 +159,10 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     json: values.json,
     session: values.session ?? false,
     attempts: values.session ? 1 : 3,
+    bedCpus: positive('bed-cpus', values['bed-cpus'], 1),
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
     // wake for minutes: give up on a boot after three times its tests' time plus two minutes
     // (then it is redone).
-    bedCpus: positive('bed-cpus', values['bed-cpus'], 1),
     vmTimeoutS: positive('vm-timeout', values['vm-timeout'], 120 + 3 * tests.length * (seconds + warmupS)),
   };
   // What the run inside the test bed gets: everything resolved here (the bed's HOME differs,

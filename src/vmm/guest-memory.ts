@@ -94,11 +94,16 @@ export class GuestMemory {
     return { region, offset: gpa - region.guestPhysAddr };
   }
 
+  /** The region holding all of [gpa, gpa+length), if one does; never throws. */
+  private holding(gpa: number, length: number): Region | undefined {
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || gpa < 0 || length < 0) return undefined;
+    const r = this.find(gpa);
+    return r !== undefined && gpa + length <= r.end ? r : undefined;
+  }
+
   /** True when [gpa, gpa+length) lies inside one region. */
   contains(gpa: number, length: number): boolean {
-    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || gpa < 0 || length < 0) return false;
-    const r = this.find(gpa);
-    return r !== undefined && gpa + length <= r.end;
+    return this.holding(gpa, length) !== undefined;
   }
 
   /**
@@ -106,9 +111,8 @@ export class GuestMemory {
    * for an address the guest chose (contains() then slice() is two).
    */
   sliceIfInside(gpa: number, length: number): Uint8Array | undefined {
-    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(length) || gpa < 0 || length < 0) return undefined;
-    const r = this.find(gpa);
-    if (r === undefined || gpa + length > r.end) return undefined;
+    const r = this.holding(gpa, length);
+    if (r === undefined) return undefined;
     const offset = gpa - r.guestPhysAddr;
     return r.bytes.subarray(offset, offset + length);
   }

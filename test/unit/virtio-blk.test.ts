@@ -314,7 +314,7 @@ test('read-only disk: OUT and WRITE_ZEROES get IOERR, the file is untouched; IN 
   assert.equal(fileBytes(path), data);
   // The backend refuses writes on its own too.
   try {
-    await dev.backend.write(0, [new Uint8Array(512)]);
+    await new Promise<void>((res, rej) => dev.backend.startWrite(0, [new Uint8Array(512)], (e) => (e ? rej(e) : res())));
     assert.unreachable();
   } catch (e) {
     assert.instance(e, BlockBackendError);
@@ -407,8 +407,11 @@ class GatedBackend implements BlockBackend {
   read(): Promise<void> {
     return this.gate();
   }
-  write(): Promise<void> {
-    return this.gate();
+  startWrite(_pos: number, _buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
+    this.gate().then(
+      () => done(undefined),
+      (e: BlockBackendError) => done(e),
+    );
   }
   flush(): Promise<void> {
     return this.gate();
@@ -431,7 +434,7 @@ function threadpoolOnly(file: FileBackend): BlockBackend {
     readOnly: file.readOnly,
     size: file.size,
     read: (pos, bufs) => file.read(pos, bufs),
-    write: (pos, bufs) => file.write(pos, bufs),
+    startWrite: (pos, bufs, done) => file.startWrite(pos, bufs, done),
     flush: () => file.flush(),
     writeZeroes: (pos, len) => file.writeZeroes(pos, len),
     discard: (pos, len) => file.discard(pos, len),

@@ -93,14 +93,12 @@ export interface BlockBackend {
    * Throws BlockBackendError when the read failed. Optional: backends without it are always read().
    */
   readNow?(pos: number, buffers: readonly Uint8Array[], length: number): boolean;
-  /** Writes all of `buffers` at `pos`, or a BlockBackendError. */
-  write(pos: number, buffers: readonly Uint8Array[]): Promise<void>;
   /**
-   * write() with a callback instead of a promise: `done` runs once, with undefined or a
-   * BlockBackendError, possibly before startWrite returns. Optional: the device's write path
-   * when present (no promise per request); backends without it are always write().
+   * Writes all of `buffers` at `pos`; `done` runs once, with undefined or a BlockBackendError,
+   * possibly before startWrite returns. A callback, not a promise: it is every write's path, and
+   * a promise chain per request cost the event loop measurably (see the header comment).
    */
-  startWrite?(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
+  startWrite(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
   /** Makes every completed write durable (fdatasync). */
   flush(): Promise<void>;
   writeZeroes(pos: number, length: number): Promise<void>;
@@ -156,7 +154,18 @@ export class FileBackend implements BlockBackend {
   async read(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
     const want = total(buffers);
     this.checkOpen('read', pos, want);
-    await this.transfer('read', pos, buffers, want, async (bufs, at) => (await this.fh.readv(bufs, at)).bytesRead, (done) => `end of file after ${done} bytes: the image shrank below its opened size ${this.size}`);
+    // preadv may read less than asked: go on from there; a read of nothing is the end of file.
+    let done = 0;
+    while (done < want) {
+      let n: number;
+      try {
+        n = (await this.fh.readv(rest(buffers, done), pos + done)).bytesRead;
+      } catch (e) {
+        throw new BlockBackendError('read', this.path, pos, want, errnoText(e), e);
+      }
+      if (n === 0) throw new BlockBackendError('read', this.path, pos, want, `end of file after ${done} bytes: the image shrank below its opened size ${this.size}`);
+      done += n;
+    }
   }
 
   readNow(pos: number, buffers: readonly Uint8Array[], length: number): boolean {
@@ -171,6 +180,7 @@ export class FileBackend implements BlockBackend {
     return r === length;
   }
 
+  /** startWrite as a promise (WRITE_ZEROES' chunks, tools). */
   write(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
     return new Promise((resolve, reject) => this.startWrite(pos, buffers, (e) => (e ? reject(e) : resolve())));
   }
@@ -197,31 +207,6 @@ export class FileBackend implements BlockBackend {
       });
     } catch (e) {
       fail(errnoText(e), e);
-    }
-  }
-
-  /**
-   * Repeats a positional vectored call until all `want` bytes moved (preadv/pwritev may do less);
-   * a call that moves nothing is an error (`stalled` says why), as is a failed call.
-   */
-  private async transfer(
-    op: 'read' | 'write',
-    pos: number,
-    buffers: readonly Uint8Array[],
-    want: number,
-    call: (buffers: Uint8Array[], position: number) => Promise<number>,
-    stalled: (done: number) => string,
-  ): Promise<void> {
-    let done = 0;
-    while (done < want) {
-      let n: number;
-      try {
-        n = await call(rest(buffers, done), pos + done);
-      } catch (e) {
-        throw new BlockBackendError(op, this.path, pos, want, errnoText(e), e);
-      }
-      if (n === 0) throw new BlockBackendError(op, this.path, pos, want, stalled(done));
-      done += n;
     }
   }
 

@@ -7,8 +7,8 @@
 // FLUSH covers the writes that completed before it was issued, §5.2.6.4).
 // A read whose data the host's page cache holds completes at once, inside the drain
 // (backend.readNow: no threadpool round trip, straight into the guest's buffers); everything else
-// completes later, from libuv (a write through the backend's callback form, startWrite, when it
-// has one: no promise per request). On completion the status byte is written and the chain returned
+// completes later, from libuv (a write through the backend's callback form, startWrite: no
+// promise per request). On completion the status byte is written and the chain returned
 // with pushUsed; the interrupt check comes once per batch: at the end of the drain for what
 // completed inside it, else once per event-loop turn (setImmediate), so a batch of completions
 // costs one needsNotification and at most one interrupt.
@@ -250,8 +250,7 @@ export class VirtioBlock implements VirtioDevice {
       ctx,
       queue,
       limits: {
-        capacity: this.capacity,
-        capacitySectors: Number(this.capacity),
+        capacity: Number(this.capacity),
         readOnly: this.geometry.readOnly,
         discard: has(VIRTIO_BLK_F_DISCARD),
         writeZeroes: has(VIRTIO_BLK_F_WRITE_ZEROES),
@@ -362,7 +361,7 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     if (op.kind === 'read' && this.readNow(a, chain, req, op)) return;
-    if (op.kind === 'write' && this.backend.startWrite) {
+    if (op.kind === 'write') {
       // The backend's callback form: the completion is one call, no promise per request.
       this.inFlightCount++;
       this.backend.startWrite(op.offset, op.buffers, (err) => this.written(a, chain, req, op, err));
@@ -401,7 +400,7 @@ export class VirtioBlock implements VirtioDevice {
     return true;
   }
 
-  /** The end of a write started with backend.startWrite. */
+  /** The end of a write (backend.startWrite). */
   private written(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'write' }>, err: Error | undefined): void {
     const m = this.metricsData;
     if (err) {
@@ -415,7 +414,8 @@ export class VirtioBlock implements VirtioDevice {
     this.settled();
   }
 
-  private async runOp(op: BlockOp, a: { readonly generation: number }): Promise<void> {
+  /** The backend work of every request but GET_ID and writes (answered in start()). */
+  private async runOp(op: Exclude<BlockOp, { kind: 'get-id' | 'write' }>, a: { readonly generation: number }): Promise<void> {
     const m = this.metricsData;
     switch (op.kind) {
       case 'read': {
@@ -435,11 +435,6 @@ export class VirtioBlock implements VirtioDevice {
         m.readBytes += op.length;
         return;
       }
-      case 'write':
-        await this.backend.write(op.offset, op.buffers);
-        m.writes++;
-        m.writtenBytes += op.length;
-        return;
       case 'flush':
         await this.backend.flush();
         m.flushes++;
@@ -452,8 +447,6 @@ export class VirtioBlock implements VirtioDevice {
         for (const r of op.ranges) await this.backend.discard(r.offset, r.length);
         m.discards++;
         return;
-      case 'get-id':
-        return; // answered synchronously in start()
     }
   }
 

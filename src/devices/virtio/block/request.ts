@@ -46,10 +46,8 @@ export const VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP = 1;
 
 /** What parsing needs to know about the disk and the negotiated features. */
 export interface RequestLimits {
-  /** Disk size in 512-byte sectors. */
-  readonly capacity: bigint;
-  /** The same as a Number (exact: a capacity is below 2^53 / 512), for the per-request checks. */
-  readonly capacitySectors: number;
+  /** Disk size in 512-byte sectors (exact as a Number: a capacity is below 2^53 / 512). */
+  readonly capacity: number;
   readonly readOnly: boolean;
   /** VIRTIO_BLK_F_DISCARD offered and negotiated. */
   readonly discard: boolean;
@@ -125,8 +123,22 @@ function le32(b: Uint8Array, at: number): number {
   return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
 }
 
+/**
+ * A le64 sector number, given as its low and high 32 bits, as a Number. Exact below 2^44 (2^53
+ * bytes); a larger one, beyond any disk, is clamped to MAX_SAFE_INTEGER, so that it fails
+ * inside() and the arithmetic on it stays exact.
+ */
+function sectorNumber(lo: number, hi: number): number {
+  return hi >= 1 << 12 ? Number.MAX_SAFE_INTEGER : hi * 0x1_0000_0000 + lo;
+}
+
+/** The sector as the guest wrote it, for messages. */
+function sectorText(lo: number, hi: number): string {
+  return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+
 /** Whether [sector, sector + sectors) lies inside the disk; sectors is a count (>= 0). */
-function inside(sector: bigint, sectors: bigint, capacity: bigint): boolean {
+function inside(sector: number, sectors: number, capacity: number): boolean {
   return sector <= capacity && sectors <= capacity - sector;
 }
 
@@ -154,11 +166,7 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
   const type = le32(header, 0);
   const sectorLo = le32(header, 8);
   const sectorHi = le32(header, 12);
-  // sector >= 2^44 is 2^53 bytes and more, beyond any disk: clamp, so that the Number arithmetic
-  // below stays exact and the request fails the capacity check (the message shows the sector as
-  // the guest wrote it).
-  const sector = sectorHi >= 1 << 12 ? Number.MAX_SAFE_INTEGER : sectorHi * 0x1_0000_0000 + sectorLo;
-  const sectorText = (): string => ((BigInt(sectorHi) << 32n) | BigInt(sectorLo)).toString();
+  const sector = sectorNumber(sectorLo, sectorHi);
   const dataIn = writableLength - 1; // writable bytes before the status byte
   const dataOut = reader.remaining; // readable bytes after the header
   const where = `request at head ${head} (type ${type})`;
@@ -175,13 +183,13 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         return answer(head, type, writableLength, VIRTIO_BLK_S_IOERR, `${where}: data length ${length} is not a multiple of ${SECTOR_SIZE} (§5.2.6.1)`);
       }
       const sectors = length / SECTOR_SIZE;
-      if (!(sector <= limits.capacitySectors && sectors <= limits.capacitySectors - sector)) {
+      if (!inside(sector, sectors, limits.capacity)) {
         return answer(
           head,
           type,
           writableLength,
           VIRTIO_BLK_S_IOERR,
-          `${where}: sectors [${sectorText()}, +${sectors}) are beyond the capacity of ${limits.capacity} sectors`,
+          `${where}: sectors [${sectorText(sectorLo, sectorHi)}, +${sectors}) are beyond the capacity of ${limits.capacity} sectors`,
         );
       }
       const offset = sector * SECTOR_SIZE; // exact: sector <= capacity < 2^53 / 512
@@ -223,7 +231,9 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
       const sv = new DataView(raw.buffer);
       const ranges: ByteRange[] = [];
       for (let i = 0; i < count; i++) {
-        const segSector = sv.getBigUint64(i * SEGMENT_SIZE, true);
+        const segLo = sv.getUint32(i * SEGMENT_SIZE, true);
+        const segHi = sv.getUint32(i * SEGMENT_SIZE + 4, true);
+        const segSector = sectorNumber(segLo, segHi);
         const num = sv.getUint32(i * SEGMENT_SIZE + 8, true);
         const flags = sv.getUint32(i * SEGMENT_SIZE + 12, true);
         const seg = `${where}: segment ${i}`;
@@ -234,16 +244,16 @@ export function parseRequest(chain: DescriptorChain, limits: RequestLimits): Par
         if (num > maxSectors) {
           return answer(head, type, writableLength, VIRTIO_BLK_S_IOERR, `${seg}: ${num} sectors, more than max ${maxSectors}`);
         }
-        if (!inside(segSector, BigInt(num), limits.capacity)) {
+        if (!inside(segSector, num, limits.capacity)) {
           return answer(
             head,
             type,
             writableLength,
             VIRTIO_BLK_S_IOERR,
-            `${seg}: sectors [${segSector}, +${num}) are beyond the capacity of ${limits.capacity} sectors`,
+            `${seg}: sectors [${sectorText(segLo, segHi)}, +${num}) are beyond the capacity of ${limits.capacity} sectors`,
           );
         }
-        ranges.push({ offset: Number(segSector) * SECTOR_SIZE, length: num * SECTOR_SIZE });
+        ranges.push({ offset: segSector * SECTOR_SIZE, length: num * SECTOR_SIZE });
       }
       return { head, type, writableLength, op: { kind: isDiscard ? 'discard' : 'write-zeroes', ranges }, status: VIRTIO_BLK_S_OK, reason: '' };
     }
