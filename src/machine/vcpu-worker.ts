@@ -47,7 +47,10 @@ try {
     const ack = d.ackFd === undefined ? undefined : eventFdDoorbell(EventFd.borrow(d.ackFd));
     const page = d.pageMappingId === undefined ? undefined : HostMapping.attach(d.pageMappingId);
     if (page) pages.push(page);
-    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), { ackDoorbell: ack, page: page && { bytes: page.bytes() } }));
+    // The driver's reset write waits for the device on the main thread to stop (ResetBarrier),
+    // or for the VMM to stop this vCPU.
+    const resetBarrier = { stopped: () => Atomics.load(control, 0) !== 0 };
+    mmio.insert(d.name, d.base, VIRTIO_MMIO_SIZE, new MmioTransport(d.state, events, memory, () => irq.signal(), { ackDoorbell: ack, page: page && { bytes: page.bytes() }, resetBarrier }));
   }
   post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
   const onReport = (line: string): void => post({ type: 'report', index: init.index, line });

@@ -590,8 +590,9 @@ test('reset while a request is in flight: its completion touches neither the rin
   dev.notify(0);
   assert.is(be.gates.length, 1);
 
-  // With a real file: a read in the threadpool at reset time is dropped too, and the device works
-  // again after re-activation. (The file is cached, so the backend is kept off the readNow path.)
+  // With a real file: a read in the threadpool at reset time completes nothing either. Its data
+  // goes straight into the guest's buffer, so quiesce() (what the transport holds the driver's
+  // reset for) waits for it. (The file is cached, so the backend is kept off the readNow path.)
   const { path, data } = image(8);
   const real = VirtioBlock.withBackend(threadpoolOnly(await FileBackend.open(path, false)));
   const r2 = rig(real);
@@ -600,10 +601,13 @@ test('reset while a request is in flight: its completion touches neither the rin
   r2.memory.fill(inBuf.addr, inBuf.len, 0x77);
   real.notify(0);
   real.reset();
-  await real.whenIdle();
+  assert.is(real.inFlight, 1, 'the read is in the threadpool');
+  await real.quiesce();
+  assert.is(real.inFlight, 0, 'quiesce() waited for it');
   await sleep(5);
   assert.is(r2.driver.usedIdx, 0);
-  assert.ok(r2.memory.slice(inBuf.addr, inBuf.len).every((b) => b === 0x77), 'the read did not land in the guest buffer after reset');
+  assert.is(real.metrics.dropped, 1);
+  assert.equal(r2.memory.slice(inBuf.addr, inBuf.len), data.subarray(0, 4096), 'the data landed before quiesce() resolved');
   const r3 = rig(real);
   const res = await run(r3, real, [header(VIRTIO_BLK_T_IN, 1)], [512, 1]);
   assert.is(res.status, VIRTIO_BLK_S_OK);

@@ -2,6 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { ACK_DOORBELL_VALUE, MmioTransport, TransportState, TransportConfigError, validateQueue, type AckDoorbell } from '../../src/devices/virtio/mmio.js';
+import { VirtioActivation } from '../../src/devices/virtio/activation.js';
+import type { VirtioDevice } from '../../src/devices/virtio/device.js';
 import { INT_CONFIG_CHANGE, INT_USED_BUFFER, REG, STATUS, VIRTIO_MMIO_MAGIC } from '../../src/devices/virtio/mmio-regs.js';
 
 /** A doorbell as KVM's ioeventfd would ring it: a counter the transport drains. */
@@ -206,4 +208,88 @@ test('non-32-bit register accesses are ignored; bad descriptions are refused', (
   assert.throws(() => TransportState.create({ deviceId: 1, features: 0n, queueMaxSizes: [], config: new Uint8Array(300) }), (e: unknown) => e instanceof TransportConfigError);
 });
 
+
+test('reset barrier: the Status = 0 write returns only once the device side acknowledged that reset', () => {
+  const sab = TransportState.create({ deviceId: 2, features: 0n, queueMaxSizes: [8] });
+  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x10000 }]);
+  const device = new TransportState(sab);
+  const log: string[] = [];
+  let looks = 0;
+  const barrier = {
+    stopped: (): boolean => {
+      looks++;
+      log.push(`look ${looks}`);
+      // The device side (here: this hook, as if another thread) acknowledges on the third look.
+      if (looks === 3) device.acknowledgeReset(device.resetSequence);
+      return false;
+    },
+  };
+  const t = new MmioTransport(sab, { statusChanged: (s) => log.push(`status ${s}`), queueNotify: () => undefined }, memory, () => undefined, { resetBarrier: barrier });
+  const b = new Uint8Array(4);
+  t.write(REG.status, b);
+  assert.is(device.resetSequence, 1);
+  assert.equal(log, ['status 0', 'look 1', 'look 2', 'look 3'], 'waited (two slices) until the acknowledgement, then returned');
+  // A second reset needs its own acknowledgement; a stop ends the wait without one.
+  log.length = 0;
+  const stopping = new MmioTransport(sab, { statusChanged: (s) => log.push(`status ${s}`), queueNotify: () => undefined }, memory, () => undefined, {
+    resetBarrier: { stopped: () => (log.push('stopped'), true) },
+  });
+  stopping.write(REG.status, b);
+  assert.is(device.resetSequence, 2);
+  assert.equal(log, ['status 0', 'stopped']);
+});
+
+test('activation: a reset is acknowledged only after the device is quiet; a reset it missed is still handled', async () => {
+  const sab = TransportState.create({ deviceId: 2, features: 0n, queueMaxSizes: [8] });
+  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x10000 }]);
+  const state = new TransportState(sab);
+  let release: () => void = () => undefined;
+  const calls: string[] = [];
+  const device: VirtioDevice = {
+    deviceId: 2,
+    features: 0n,
+    queueMaxSizes: [8],
+    config: new Uint8Array(0),
+    activate: () => calls.push('activate'),
+    notify: () => undefined,
+    reset: () => calls.push('reset'),
+    quiesce: () => new Promise<void>((res) => (release = res)),
+    dispose: async () => undefined,
+  };
+  const activation = new VirtioActivation(state, device, memory, () => undefined);
+  const t = new MmioTransport(sab, { statusChanged: () => activation.onStatus(), queueNotify: () => undefined }, memory);
+  const wr = (off: number, v: number): void => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v, true);
+    t.write(off, b);
+  };
+  const ackCell = (): boolean => state.awaitReset(state.resetSequence, { stopped: () => true });
+  const bringUp = (): void => {
+    wr(REG.status, STATUS.ACKNOWLEDGE | STATUS.DRIVER);
+    wr(REG.driverFeaturesSel, 1);
+    wr(REG.driverFeatures, 1);
+    wr(REG.status, STATUS.ACKNOWLEDGE | STATUS.DRIVER | STATUS.FEATURES_OK);
+    setupQueue(wr, 0, 8, 0x1000);
+    wr(REG.status, STATUS.ACKNOWLEDGE | STATUS.DRIVER | STATUS.FEATURES_OK | STATUS.DRIVER_OK);
+  };
+  bringUp();
+  assert.equal(calls, ['activate']);
+  wr(REG.status, 0);
+  assert.equal(calls, ['activate', 'reset']);
+  assert.not.ok(ackCell(), 'not acknowledged while the device is busy');
+  release();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(ackCell(), 'acknowledged once quiet');
+
+  // Without a barrier the driver may reset and come back up before the device side looks:
+  // the reset counter still tells it, and the device is reset and activated again.
+  const events = { statusChanged: (): void => undefined, queueNotify: (): void => undefined };
+  bringUp();
+  assert.equal(calls, ['activate', 'reset', 'activate']);
+  const silent = new MmioTransport(sab, events, memory);
+  silent.write(REG.status, new Uint8Array(4));
+  bringUp(); // through t: its statusChanged runs onStatus, which sees the missed reset
+  assert.equal(calls, ['activate', 'reset', 'activate', 'reset', 'activate']);
+  release();
+});
 test.run();

@@ -10,6 +10,9 @@ import { SplitQueue } from './queue.js';
 
 export class VirtioActivation {
   private active = false;
+  /** The transport's reset sequence number last handled, and the last one acknowledged. */
+  private resetSeen: number;
+  private resetAcked: number;
   /** The queues of the current activation (for describe()). */
   private queues: (SplitQueue | undefined)[] = [];
 
@@ -20,7 +23,9 @@ export class VirtioActivation {
     /** Signals the device's interrupt line (irqfd). */
     private readonly signal: () => void,
     private readonly log: (line: string) => void = () => {},
-  ) {}
+  ) {
+    this.resetSeen = this.resetAcked = state.resetSequence;
+  }
 
   get isActive(): boolean {
     return this.active;
@@ -34,14 +39,36 @@ export class VirtioActivation {
   }
 
   onStatus(): void {
-    const status = this.state.status;
-    if (status === 0 && this.active) {
-      this.active = false;
-      this.queues = [];
-      this.device.reset();
-    } else if (status & STATUS.DRIVER_OK && !(status & STATUS.NEEDS_RESET) && !this.active) {
-      this.activate();
+    // A reset is told by the transport's reset counter, not by Status = 0: the driver may have
+    // reset and set Status again before this runs (only without a ResetBarrier holding it).
+    const seq = this.state.resetSequence;
+    if (seq !== this.resetSeen) {
+      this.resetSeen = seq;
+      if (this.active) {
+        this.active = false;
+        this.queues = [];
+        this.device.reset();
+      }
+      this.acknowledgeWhenQuiet(seq);
     }
+    const status = this.state.status;
+    if (status & STATUS.DRIVER_OK && !(status & STATUS.NEEDS_RESET) && !this.active) this.activate();
+  }
+
+  /** Acknowledges reset `seq` (releasing the driver's held reset write) once the device is quiet. */
+  private acknowledgeWhenQuiet(seq: number): void {
+    const ack = (): void => {
+      if (((seq - this.resetAcked) | 0) <= 0) return; // a later reset was acknowledged already
+      this.resetAcked = seq;
+      this.state.acknowledgeReset(seq);
+    };
+    const quiet = this.device.quiesce?.();
+    if (!quiet) return ack();
+    quiet.then(ack, (e: unknown) => {
+      // Nothing can be in flight for a device whose quiesce failed; do not hold the vCPU forever.
+      this.log(`quiesce after reset failed: ${e instanceof Error ? e.message : String(e)}`);
+      ack();
+    });
   }
 
   onNotify(queue: number): void {

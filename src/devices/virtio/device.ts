@@ -30,9 +30,13 @@ export interface VirtioDevice {
   activate(ctx: ActivateContext): void;
   /** The driver notified queue `index`. */
   notify(index: number): void;
-  /** The driver reset the device: stop using the queues and guest memory. In-flight backend
-   * work may finish, but must not touch guest memory or the queues afterwards. */
+  /** The driver reset the device: stop using the queues at once (no used entry, status byte or
+   * interrupt for a request of the earlier activation). Backend work in flight may still be
+   * moving data to or from the guest's buffers until quiesce() resolves. */
   reset(): void;
+  /** Resolves once no work started before the last reset() can touch guest memory any more
+   * (the transport holds the driver's reset until then: ResetBarrier, mmio.ts). Absent: at once. */
+  quiesce?(): Promise<void>;
   /** Release backend resources (files, sockets). */
   dispose(): Promise<void>;
 }

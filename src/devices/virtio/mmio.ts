@@ -58,7 +58,13 @@ const Q_DRIVER = 5;
 const Q_DEVICE = 7;
 const Q_CELLS = 9;
 const SHM_BASE = C.queues + MAX_QUEUES * Q_CELLS; // per region: baseLo, baseHi, lenLo, lenHi
-const CELLS = SHM_BASE + MAX_SHM_REGIONS * 4;
+/** Resets the driver asked for (a counter, wrapping at 2^32) and the last one the device side
+ * finished (see ResetBarrier). */
+const RESET_SEQ = SHM_BASE + MAX_SHM_REGIONS * 4;
+const RESET_ACK = RESET_SEQ + 1;
+const CELLS = RESET_ACK + 1;
+/** How long a held reset sleeps between looks at ResetBarrier.stopped(). */
+const RESET_WAIT_SLICE_MS = 20;
 
 /**
  * Offered for every device (§6): VERSION_1 (this is a version 2, non-legacy transport), and the
@@ -160,6 +166,23 @@ const READABLE_REGISTERS: readonly number[] = [
   REG.queueReset,
   REG.configGeneration,
 ];
+
+/**
+ * Holds the driver's reset write until the device side has stopped (virtio 1.2 §2.4: after
+ * indicating that the reset is complete, the device MUST NOT interact with the queues; for
+ * memory that means no more DMA into the guest's buffers). The register file runs on a vCPU
+ * thread and the device on the main thread, so without it the driver would read Status 0 and
+ * reuse its rings and buffers while the device still completes requests into them. With it, the
+ * Status = 0 write returns only once the device side acknowledged the reset
+ * (TransportState.acknowledgeReset, after the device's in-flight work ended: VirtioDevice.quiesce),
+ * as QEMU's reset handler drains in-flight requests before it returns. That lets devices do I/O
+ * straight into guest memory. Only for a register file on a thread of its own (a vCPU worker):
+ * on the device's own thread the wait could never end.
+ */
+export interface ResetBarrier {
+  /** True when the wait must end without the acknowledgement (the VMM stops the vCPU). */
+  stopped(): boolean;
+}
 
 /** What a transport's state may have besides the shared cells. */
 export interface TransportStateExtras {
@@ -264,6 +287,30 @@ export class TransportState {
 
   get status(): number {
     return Atomics.load(this.cells, C.status);
+  }
+
+  /** How many resets the driver has asked for (wraps at 2^32). */
+  get resetSequence(): number {
+    return Atomics.load(this.cells, RESET_SEQ);
+  }
+
+  /** The device side has finished reset `seq` and every one before it: wakes a held reset write. */
+  acknowledgeReset(seq: number): void {
+    Atomics.store(this.cells, RESET_ACK, seq);
+    Atomics.notify(this.cells, RESET_ACK);
+  }
+
+  /**
+   * Blocks the calling thread until reset `seq` is acknowledged (true) or barrier.stopped() (false).
+   * Never on the thread that acknowledges (see ResetBarrier).
+   */
+  awaitReset(seq: number, barrier: ResetBarrier): boolean {
+    for (;;) {
+      const ack = Atomics.load(this.cells, RESET_ACK);
+      if (((ack - seq) | 0) >= 0) return true; // acknowledged this one or a later one
+      if (barrier.stopped()) return false;
+      Atomics.wait(this.cells, RESET_ACK, ack, RESET_WAIT_SLICE_MS);
+    }
   }
 
   /** InterruptStatus as the driver would read it now. */
@@ -414,19 +461,26 @@ export function validateQueue(q: QueueConfig, max: number, memory: GuestMemory):
   }
 }
 
+export interface MmioTransportOptions extends TransportStateExtras {
+  /** Hold Status = 0 writes until the device side acknowledges the reset (see ResetBarrier). */
+  resetBarrier?: ResetBarrier | undefined;
+}
+
 export class MmioTransport implements BusDevice {
   private readonly state: TransportState;
   private readonly c: Int32Array;
+  private readonly resetBarrier: ResetBarrier | undefined;
 
   constructor(
     state: SharedArrayBuffer,
     private readonly events: TransportEvents,
     private readonly memory: GuestMemory,
     private readonly onInterruptNeeded: () => void = () => {},
-    extras: TransportStateExtras = {},
+    options: MmioTransportOptions = {},
   ) {
-    this.state = new TransportState(state, extras);
+    this.state = new TransportState(state, options);
     this.c = this.state.cells;
+    this.resetBarrier = options.resetBarrier;
   }
 
   read(offset: number, data: Uint8Array): void {
@@ -561,8 +615,11 @@ export class MmioTransport implements BusDevice {
   private writeStatus(status: number, v: number): (() => void) | undefined {
     const c = this.c;
     if (v === 0) {
-      this.resetLocked();
-      return () => this.events.statusChanged(0);
+      const seq = this.resetLocked();
+      return () => {
+        this.events.statusChanged(0);
+        if (this.resetBarrier) this.state.awaitReset(seq, this.resetBarrier);
+      };
     }
     // The driver only ever adds bits (§3.1.1); anything else is ignored.
     if ((v & status) !== status) return undefined;
@@ -578,7 +635,8 @@ export class MmioTransport implements BusDevice {
     return () => this.events.statusChanged(next);
   }
 
-  private resetLocked(): void {
+  /** Resets the registers; returns the reset's sequence number (TransportState.resetSequence). */
+  private resetLocked(): number {
     const c = this.c;
     c[C.status] = 0;
     c[C.devFeatSel] = 0;
@@ -593,5 +651,6 @@ export class MmioTransport implements BusDevice {
       const o = C.queues + i * Q_CELLS;
       for (let f = Q_NUM; f < Q_CELLS; f++) c[o + f] = 0;
     }
+    return (Atomics.add(c, RESET_SEQ, 1) + 1) | 0;
   }
 }

@@ -13,15 +13,12 @@
 // completed inside it, else once per event-loop turn (setImmediate), so a batch of completions
 // costs one needsNotification and at most one interrupt.
 //
-// Reset. reset() bumps the generation and forgets the queue: a completion from an earlier
-// generation writes no status, touches no ring and no guest buffer. Reads therefore land in a
-// bounce buffer first and are copied into the guest's buffers only if the device was not reset
-// meanwhile (a read handed to the threadpool cannot be cancelled, and after a reset the driver
-// may already have reused those pages: virtio 1.2 §2.4). One memcpy per read; writes read the
-// guest buffers in place (zero copy).
-
+// Reset. reset() forgets the activation: a completion from an earlier one writes no status, touches no ring and raises no interrupt. Data moves straight
+// between the image and the guest's buffers (zero copy, both ways), and a transfer handed to the
+// threadpool cannot be cancelled; quiesce() therefore resolves only when no backend work is in
+// flight, and the transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so
+// the driver cannot reuse those pages while a read may still land in them (virtio 1.2 §2.4).
 import { createHash } from 'node:crypto';
-import { BouncePool } from './bounce-pool.js';
 import { basename, resolve } from 'node:path';
 import type { ActivateContext, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../chain.js';
@@ -146,7 +143,6 @@ export function defaultSerial(path: string): string {
 
 /** One activation: what a completion checks to know whether it is still wanted. */
 interface Active {
-  readonly generation: number;
   readonly ctx: ActivateContext;
   readonly queue: SplitQueue;
   readonly limits: RequestLimits;
@@ -168,8 +164,6 @@ export class VirtioBlock implements VirtioDevice {
   readonly serial: string;
   private readonly serialId: Uint8Array;
   private readonly metricsData = newMetrics();
-  private readonly bounce = new BouncePool();
-  private generation = 0;
   private active: Active | undefined;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
@@ -222,9 +216,14 @@ export class VirtioBlock implements VirtioDevice {
     return { ...this.metricsData, inFlight: this.inFlightCount };
   }
 
-  /** Requests whose backend work has not finished (including those of an earlier generation). */
+  /** Requests whose backend work has not finished (including those of an earlier activation). */
   get inFlight(): number {
     return this.inFlightCount;
+  }
+
+  /** After reset(): resolves when no backend work (which may write guest memory) is in flight. */
+  quiesce(): Promise<void> {
+    return this.whenIdle();
   }
 
   /** Resolves when no backend work is in flight. */
@@ -244,9 +243,7 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     const has = (bit: number): boolean => ((ctx.features & this.features) >> BigInt(bit)) & 1n ? true : false;
-    this.generation++;
     this.active = {
-      generation: this.generation,
       ctx,
       queue,
       limits: {
@@ -269,7 +266,6 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   reset(): void {
-    this.generation++;
     this.active = undefined;
   }
 
@@ -368,7 +364,7 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     this.inFlightCount++;
-    this.runOp(op, a).then(
+    this.runOp(op).then(
       () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.kind === 'read' ? op.length : 0),
       () => {
         m.backendErrors++;
@@ -380,7 +376,7 @@ export class VirtioBlock implements VirtioDevice {
   /**
    * A read the backend can do without waiting (cached data), straight into the guest's buffers:
    * it runs to the end before anything else can, so no reset can come between it and the
-   * completion, and no bounce buffer is needed. False: not done, take the asynchronous path.
+   * completion. False: not done, take the asynchronous path.
    */
   private readNow(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'read' }>): boolean {
     const m = this.metricsData;
@@ -415,22 +411,12 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   /** The backend work of every request but GET_ID and writes (answered in start()). */
-  private async runOp(op: Exclude<BlockOp, { kind: 'get-id' | 'write' }>, a: { readonly generation: number }): Promise<void> {
+  private async runOp(op: Exclude<BlockOp, { kind: 'get-id' | 'write' }>): Promise<void> {
     const m = this.metricsData;
     switch (op.kind) {
       case 'read': {
-        const bounce = this.bounce.take(op.length);
-        try {
-          await this.backend.read(op.offset, [bounce]);
-          if (a.generation !== this.generation) return; // reset meanwhile: the guest's pages are not ours
-          let at = 0;
-          for (const b of op.buffers) {
-            b.set(bounce.subarray(at, at + b.byteLength));
-            at += b.byteLength;
-          }
-        } finally {
-          this.bounce.give(bounce); // the read is over (done or failed): nothing writes to it any more
-        }
+        // Into the guest's buffers: a reset meanwhile waits for this read (quiesce()).
+        await this.backend.read(op.offset, op.buffers);
         m.reads++;
         m.readBytes += op.length;
         return;
