@@ -20,7 +20,7 @@ import { packageRoot } from '../src/package-root.js';
 import { findGuestKernel } from '../src/check/guest-kernel.js';
 import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
-import { exitsPerRequest, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
 
@@ -33,7 +33,7 @@ const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_WARMUP_S = 10;
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
-       [--tests LIST] [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--tests LIST] [--tsvmm-cache LIST] [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -45,6 +45,9 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
                     figure is reported as the cold figure (coldFigures in the JSON)
   --size MiB        scratch disk size (default 256)
   --tests LIST      blkbench tests, TEST[:QD] comma-separated (default ${DEFAULT_TESTS})
+  --tsvmm-cache LIST tsvmm's scratch-disk modes, comma-separated (default writeback): writeback
+                    (the host's page cache; variant 'tsvmm') and direct (--disk PATH:direct,
+                    O_DIRECT; variant 'tsvmm-direct', the like of QEMU's cache=none)
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
                     'none' needs O_DIRECT, which tmpfs refuses: use it with --scratch-fs ext4)
   --scratch-fs FS   where the scratch image lives: tmp (a file in the temp directory) or ext4
@@ -67,6 +70,7 @@ interface Options {
   sizeMiB: number;
   tests: string[];
   qemuCaches: string[];
+  tsvmmCaches: ('writeback' | 'direct')[];
   scratchFs: 'tmp' | 'ext4';
   kernel: string;
   initrd: string;
@@ -110,6 +114,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       size: { type: 'string' },
       tests: { type: 'string' },
       'qemu-cache': { type: 'string' },
+      'tsvmm-cache': { type: 'string' },
       'scratch-fs': { type: 'string' },
       kernel: { type: 'string' },
       initrd: { type: 'string' },
@@ -129,6 +134,9 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   for (const t of tests) if (!/^(seq|rand)(read|write)(:\d+)?$/.test(t)) throw new Error(`--tests: '${t}' is not TEST[:QD] (seqread, seqwrite, randread, randwrite)`);
   const qemuCaches = (values['qemu-cache'] ?? 'writeback').split(',').filter(Boolean);
   for (const c of qemuCaches) if (!/^(none|writeback|writethrough|directsync|unsafe)$/.test(c)) throw new Error(`--qemu-cache: '${c}' is not a QEMU cache mode`);
+  const tsvmmCaches = (values['tsvmm-cache'] ?? 'writeback').split(',').filter(Boolean);
+  const isTsvmmCache = (c: string): c is 'writeback' | 'direct' => c === 'writeback' || c === 'direct';
+  if (tsvmmCaches.length === 0 || !tsvmmCaches.every(isTsvmmCache)) throw new Error(`--tsvmm-cache: '${values['tsvmm-cache']}' is not a list of writeback and direct`);
   const scratchFsGiven = values['scratch-fs'];
   if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
   // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
@@ -152,6 +160,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     sizeMiB: positive('size', values.size, 256),
     tests,
     qemuCaches,
+    tsvmmCaches,
     scratchFs,
     kernel,
     initrd,
@@ -169,7 +178,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
     '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
-    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
+    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
   return { opts, testbed, forward };
@@ -299,12 +308,12 @@ interface Variant {
 }
 
 function variants(opts: Options, scratch: string): Variant[] {
-  const tsvmm: Variant = {
-    name: 'tsvmm',
+  const tsvmm = (cache: 'writeback' | 'direct'): Variant => ({
+    name: cache === 'writeback' ? 'tsvmm' : 'tsvmm-direct',
     cmd: process.execPath,
     args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
-      '--disk', scratch, '--disk', `${opts.tools}:ro`, '--stats'],
-  };
+      '--disk', cache === 'direct' ? `${scratch}:direct` : scratch, '--disk', `${opts.tools}:ro`, '--stats'],
+  });
   // The QEMU line of bench/boot.ts plus two virtio-blk-device disks on the microvm's virtio-mmio
   // transports (which QEMU announces on the kernel command line itself); aio=threads is QEMU's
   // thread-pool backend, the counterpart of tsvmm's libuv threadpool.
@@ -316,7 +325,7 @@ function variants(opts: Options, scratch: string): Variant[] {
       '-drive', `file=${scratch},if=none,id=scratch,format=raw,cache=${cache},aio=threads`, '-device', 'virtio-blk-device,drive=scratch',
       '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
   });
-  return [tsvmm, ...opts.qemuCaches.map(qemu)];
+  return [...opts.tsvmmCaches.map(tsvmm), ...opts.qemuCaches.map(qemu)];
 }
 
 /** Why a boot's figures cannot be used, or undefined when they can. */
@@ -394,7 +403,7 @@ async function measure(opts: Options): Promise<Session> {
         const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
         const guest = parseGuestOutput(b.stdout);
         const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}), ...(b.kvm.length === guest.results.length ? { kvm: b.kvm } : {}) };
-        if (v === tsvmm) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
+        if (v.cmd === tsvmm.cmd) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
         runs.push(run);
         say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
       }
@@ -430,9 +439,13 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   // The warm-ups as runs of their own: the cold figure (what a freshly started VMM delivers).
   const coldRuns = runs.filter((r) => r.guest.warmups.length > 0).map((r) => ({ variant: r.variant, round: r.round, wallMs: r.wallMs, guest: { ...r.guest, results: r.guest.warmups } }));
   const coldFigures = coldRuns.length > 0 ? summarise(coldRuns, names) : [];
-  const exits = exitsPerRequest(runs);
+  // Per tsvmm variant: the modes differ in where the data goes, not in exits, but keep them apart.
+  const exitsByVariant = Object.fromEntries(names.filter(isTsvmmVariant).flatMap((n) => {
+    const e = exitsPerRequest(runs.filter((r) => r.variant === n));
+    return e ? [[n, e]] : [];
+  }));
   console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test after ${opts.warmupS} s of warm-up, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
-  console.log(`(ratio: tsvmm / QEMU, higher is better for tsvmm; irq/req: the guest's interrupts per completed request)\n`);
+  console.log(`(ratio: a tsvmm variant / a QEMU one, higher is better for tsvmm; tsvmm-direct/qemu-none is like for like, both O_DIRECT, as is tsvmm/qemu-writeback; irq/req: the guest's interrupts per completed request)\n`);
   console.log(formatTable(figures, names));
   if (coldFigures.length > 0) {
     console.log(`\ncold: the same tests' first ${opts.warmupS} s (each test's warm-up, right before its timed run); median [min-max]\n`);
@@ -444,8 +457,8 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     console.log(`\nKVM exits per request (debugfs counters of the kernel running the VMM, one VM at a time; median): all exits / to user space (MMIO + PIO) / HLT / interrupts injected\n`);
     console.log(formatKvmTable(figures, names));
   }
-  if (exits) {
-    console.log(`\ntsvmm exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${round}; ${exits.requests.toFixed(0)} requests a boot):`);
+  for (const [name, exits] of Object.entries(exitsByVariant)) {
+    console.log(`\n${name} exits to user space per request (all tests of a boot, baseline boot subtracted, median of ${round}; ${exits.requests.toFixed(0)} requests a boot):`);
     console.log(`  all exits ${exits.allExits.toFixed(3)}; to the disk's virtio-mmio registers ${exits.diskMmioExits.toFixed(3)}; interrupts raised ${exits.interrupts.toFixed(3)}; descriptors per request ${exits.descriptors.toFixed(2)}`);
     for (const [k, x] of Object.entries(exits.otherDevices)) if (Math.abs(x) >= 0.0005) console.log(`  ${k}: ${x.toFixed(3)}`);
   }
@@ -453,7 +466,8 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   if (discarded.length || sessionFailures.length) console.log(`\ndiscarded: ${discarded.length} boot(s), ${sessionFailures.length} whole test-bed session(s) (see the JSON)`);
   return {
     tool: 'bench/blk.ts',
-    version: 1,
+    // 2: ratios keyed 'tsvmm-variant/qemu-variant'; tsvmmExitsPerRequest keyed by tsvmm variant.
+    version: 2,
     startedAt: first.startedAt,
     host: first.host,
     git: gitState(),
@@ -474,7 +488,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     commands: first.commands,
     figures,
     coldFigures,
-    tsvmmExitsPerRequest: exits ?? null,
+    tsvmmExitsPerRequest: exitsByVariant,
     baselineTsvmmStats: sessions.map((s) => s.baselineTsvmmStats),
     discardedBoots: discarded,
     failedSessions: sessionFailures,
@@ -513,7 +527,7 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
       const r = await runInTestBed({
         command,
         cwd: packageRoot(),
-        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + 1)) + 120) * 1000,
+        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + opts.tsvmmCaches.length)) + 120) * 1000,
         bed,
         cpus: opts.bedCpus,
         // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.

@@ -6,6 +6,8 @@ import { UsageError } from './errors.js';
 export interface DiskSpec {
   path: string;
   readOnly: boolean;
+  /** O_DIRECT: the host's page cache is bypassed (QEMU's cache=none). */
+  direct: boolean;
 }
 
 export interface BootArgs {
@@ -20,7 +22,7 @@ export interface BootArgs {
   help: boolean;
 }
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS] [--initrd FILE] [--disk PATH[:ro]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS] [--initrd FILE] [--disk PATH[:ro][:direct]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw).
@@ -29,7 +31,9 @@ on Ctrl-C / SIGTERM (130 / 143). SIGUSR2 prints where the VM is (each vCPU's reg
 and every virtio queue) without stopping it. Build a guest kernel and initramfs with \`npm run kernel\`.
 
   --initrd FILE    initramfs to load (placed at the top of low RAM)
-  --disk PATH[:ro] a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only
+  --disk PATH[:ro][:direct]
+                   a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only,
+                   :direct to open it O_DIRECT, past the host's page cache (QEMU's cache=none)
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    console=ttyS0 is added unless S names a console
   --cpus N         vCPUs (default 1, at most 32)
@@ -48,12 +52,21 @@ export function effectiveCmdline(cmdline: string | undefined): string {
   return /(^|\s)console=/.test(base) ? base : `${base} console=ttyS0`.trim();
 }
 
-/** PATH or PATH:ro. */
+const DISK_FLAGS = ['ro', 'direct'] as const;
+
+/** PATH, then any of :ro and :direct (each at most once, in any order). */
 export function parseDisk(spec: string): DiskSpec {
-  const ro = spec.endsWith(':ro');
-  const path = ro ? spec.slice(0, -3) : spec;
+  let path = spec;
+  const flags = new Set<string>();
+  for (;;) {
+    const flag = DISK_FLAGS.find((f) => path.endsWith(`:${f}`));
+    if (!flag) break;
+    if (flags.has(flag)) throw new UsageError(`--disk '${spec}': :${flag} given twice`, BOOT_USAGE);
+    flags.add(flag);
+    path = path.slice(0, -(flag.length + 1));
+  }
   if (path === '') throw new UsageError(`--disk needs a path, got '${spec}'`, BOOT_USAGE);
-  return { path, readOnly: ro };
+  return { path, readOnly: flags.has('ro'), direct: flags.has('direct') };
 }
 
 export function parseBootArgs(argv: string[]): BootArgs {
@@ -81,7 +94,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
   if (!help && positionals.length === 0) throw new UsageError('tsvmm boot needs a KERNEL', BOOT_USAGE);
   if (positionals.length > 2) throw new UsageError(`unexpected arguments: ${positionals.slice(2).join(' ')}`, BOOT_USAGE);
   const rootfs = positionals[1];
-  const disks = [...(rootfs === undefined ? [] : [{ path: rootfs, readOnly: false }]), ...(values.disk ?? []).map(parseDisk)];
+  const disks = [...(rootfs === undefined ? [] : [{ path: rootfs, readOnly: false, direct: false }]), ...(values.disk ?? []).map(parseDisk)];
   let cmdline = effectiveCmdline(values.cmdline);
   if (rootfs !== undefined && !/(^|\s)root=/.test(cmdline)) cmdline += ' root=/dev/vda rw';
   const args: BootArgs = {

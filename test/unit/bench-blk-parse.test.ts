@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseGuestOutput } from '../../src/bench/blk/parse.js';
+import { formatTable, ratioPairs, summarise, type VmmRun } from '../../src/bench/blk/report.js';
 
 const line = (kind: string, test: string, iops: number): string =>
   `BLKBENCH-${kind} test=${test} bs=4096 qd=1 ops=${iops * 2} bytes=${iops * 8192} seconds=2.000000 iops=${iops}.0 mibps=1.000 requests=${iops * 2} interrupts=${iops * 2}\r`;
@@ -29,6 +30,23 @@ test('parseGuestOutput: without -w there are no warm-ups; a bad field throws', (
   assert.is(run.warmups.length, 0);
   assert.throws(() => parseGuestOutput('BLKBENCH-WARM test=randread bs=4096 qd=1 ops=x'), /numeric/);
   assert.throws(() => parseGuestOutput(line('WARM', 'sideways', 1)), /unknown test/);
+});
+
+test('summarise: every tsvmm variant gets a ratio against every peer, keyed ours/peer', () => {
+  const run = (variant: string, round: number, iops: number): VmmRun => ({
+    variant,
+    round,
+    wallMs: 1,
+    guest: parseGuestOutput([line('RESULT', 'randread', iops), 'blkbench: done'].join('\n')),
+  });
+  const names = ['tsvmm', 'tsvmm-direct', 'qemu-none', 'qemu-writeback'];
+  assert.equal(ratioPairs(names).map(([k]) => k), ['tsvmm/qemu-none', 'tsvmm/qemu-writeback', 'tsvmm-direct/qemu-none', 'tsvmm-direct/qemu-writeback']);
+  const runs = [run('tsvmm', 0, 300), run('tsvmm', 1, 500), run('tsvmm-direct', 0, 200), run('tsvmm-direct', 1, 200), run('qemu-none', 0, 100), run('qemu-none', 1, 100), run('qemu-writeback', 0, 400), run('qemu-writeback', 1, 400)];
+  const [f] = summarise(runs, names);
+  assert.equal(f?.ratios, { 'tsvmm/qemu-none': 4, 'tsvmm/qemu-writeback': 1, 'tsvmm-direct/qemu-none': 2, 'tsvmm-direct/qemu-writeback': 0.5 });
+  const table = formatTable(summarise(runs, names), names).split('\n');
+  assert.match(table[0] ?? '', /tsvmm-direct\/qemu-none/);
+  assert.match(table[2] ?? '', /\| +2\.00x \|/);
 });
 
 test.run();

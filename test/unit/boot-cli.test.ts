@@ -27,21 +27,23 @@ test('console=ttyS0 is added only when no console is named', () => {
 });
 
 test('bad boot command lines are UsageErrors with the boot usage', () => {
-  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'a', 'b'], ['k', '--disk', ':ro']]) {
+  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'a', 'b'], ['k', '--disk', ':ro'], ['k', '--disk', 'a:ro:ro'], ['k', '--disk', ':direct:ro']]) {
     assert.throws(() => parseBootArgs(argv), (e: unknown) => e instanceof UsageError && /tsvmm boot KERNEL/.test(e.usage ?? ''), argv.join(' '));
   }
 });
 
-test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes one read-only', () => {
-  const a = parseBootArgs(['k', 'root.ext4', '--disk', 'data.img', '--disk', 'ro.img:ro']);
+test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes one read-only, :direct O_DIRECT', () => {
+  const a = parseBootArgs(['k', 'root.ext4', '--disk', 'data.img', '--disk', 'ro.img:ro', '--disk', 'd.img:direct', '--disk', 'a:b.img:direct:ro']);
   assert.equal(a.disks, [
-    { path: 'root.ext4', readOnly: false },
-    { path: 'data.img', readOnly: false },
-    { path: 'ro.img', readOnly: true },
+    { path: 'root.ext4', readOnly: false, direct: false },
+    { path: 'data.img', readOnly: false, direct: false },
+    { path: 'ro.img', readOnly: true, direct: false },
+    { path: 'd.img', readOnly: false, direct: true },
+    { path: 'a:b.img', readOnly: true, direct: true },
   ]);
   assert.match(a.cmdline, / root=\/dev\/vda rw$/);
   assert.not.match(parseBootArgs(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']).cmdline, /vda/, 'a root= given stays');
-  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false }]);
+  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false, direct: false }]);
   assert.not.match(parseBootArgs(['k', '--disk', 'x']).cmdline, /root=/, 'no ROOTFS, no root=');
 });
 

@@ -38,15 +38,26 @@ export interface FigureSummary {
     /** KVM's counters per request (medians over rounds). */
     kvmPerRequest: KvmCounters | null;
   }>;
-  /** tsvmm median / each QEMU variant's median. */
+  /** Each tsvmm variant's median / each QEMU variant's median, keyed 'tsvmm-variant/qemu-variant'
+   * (e.g. 'tsvmm-direct/qemu-none'). */
   ratios: Record<string, number>;
+}
+
+/** tsvmm's variants ('tsvmm', 'tsvmm-direct'): the numerators of the ratios; the rest are peers. */
+export const isTsvmmVariant = (name: string): boolean => name === 'tsvmm' || name.startsWith('tsvmm-');
+
+/** The ratio columns: every tsvmm variant against every peer, as [key, tsvmm variant, peer]. */
+export function ratioPairs(variants: readonly string[]): [string, string, string][] {
+  const ours = variants.filter(isTsvmmVariant);
+  const peers = variants.filter((v) => !isTsvmmVariant(v));
+  return ours.flatMap((b) => peers.map((v): [string, string, string] => [`${b}/${v}`, b, v]));
 }
 
 export const figureId = (r: Pick<GuestResult, 'test' | 'qd'>): string => `${r.test}-qd${r.qd}`;
 const unitOf = (test: GuestResult['test']): 'MiB/s' | 'IOPS' => (test.startsWith('seq') ? 'MiB/s' : 'IOPS');
 const valueOf = (r: GuestResult): number => (r.test.startsWith('seq') ? r.mibps : r.iops);
 
-export function summarise(runs: readonly VmmRun[], variants: readonly string[], base = 'tsvmm'): FigureSummary[] {
+export function summarise(runs: readonly VmmRun[], variants: readonly string[]): FigureSummary[] {
   const order: string[] = [];
   const byId = new Map<string, FigureSummary>();
   for (const run of runs) {
@@ -92,10 +103,10 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[], 
         v.kvmPerRequest = per as KvmCounters;
       }
     }
-    const b = f.variants[base];
-    for (const name of variants) {
-      const v = f.variants[name];
-      if (name !== base && b && v && v.median > 0) f.ratios[name] = b.median / v.median;
+    for (const [key, ours, peer] of ratioPairs(variants)) {
+      const b = f.variants[ours];
+      const v = f.variants[peer];
+      if (b && v && v.median > 0) f.ratios[key] = b.median / v.median;
     }
   }
   return order.map((id) => byId.get(id) as FigureSummary);
@@ -141,10 +152,10 @@ export function exitsPerRequest(runs: readonly VmmRun[], disk = 'virtio-blk0'): 
 
 const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
-/** The table: one row per figure, tsvmm and each QEMU variant (median [min-max]), ratios. */
-export function formatTable(figures: readonly FigureSummary[], variants: readonly string[], base = 'tsvmm'): string {
-  const others = variants.filter((v) => v !== base);
-  const head = ['figure', 'unit', ...variants.map((v) => `${v} median [min-max]`), ...others.map((v) => `${base}/${v}`), ...variants.map((v) => `irq/req ${v}`)];
+/** The table: one row per figure, each variant (median [min-max]), the ratios (ratioPairs). */
+export function formatTable(figures: readonly FigureSummary[], variants: readonly string[]): string {
+  const pairs = ratioPairs(variants).map(([key]) => key);
+  const head = ['figure', 'unit', ...variants.map((v) => `${v} median [min-max]`), ...pairs, ...variants.map((v) => `irq/req ${v}`)];
   const rows = figures.map((f) => {
     const cell = (v: string): string => {
       const s = f.variants[v];
@@ -156,7 +167,7 @@ export function formatTable(figures: readonly FigureSummary[], variants: readonl
       return x === null || x === undefined ? '-' : x.toFixed(2);
     };
     const label = `${f.test.startsWith('seq') ? 'seq' : 'rand'} ${f.test.endsWith('read') ? 'read' : 'write'} ${f.bs >= 1 << 20 ? `${f.bs >> 20} MiB` : `${f.bs >> 10} KiB`} QD${f.qd}`;
-    return [label, f.unit, ...variants.map(cell), ...others.map(ratio), ...variants.map(irq)];
+    return [label, f.unit, ...variants.map(cell), ...pairs.map(ratio), ...variants.map(irq)];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;

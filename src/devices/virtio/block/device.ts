@@ -75,6 +75,8 @@ export interface VirtioBlockOptions {
   readonly discard?: boolean;
   /** Offer VIRTIO_BLK_F_WRITE_ZEROES on a writable disk. Default true. */
   readonly writeZeroes?: boolean;
+  /** Open the image O_DIRECT: no host page cache (QEMU's cache=none; backend.ts). Default false. */
+  readonly direct?: boolean;
 }
 
 /** Counters for `--stats`. Bytes count completed backend transfers. */
@@ -184,7 +186,7 @@ export class VirtioBlock implements VirtioDevice {
   /** Opens the image and builds the device. Throws BlockBackendError or VirtioBlockError. */
   static async open(options: VirtioBlockOptions): Promise<VirtioBlock> {
     const serial = VirtioBlock.checkSerial(options);
-    const backend = await FileBackend.open(options.path, options.readOnly ?? false);
+    const backend = await FileBackend.open(options.path, options.readOnly ?? false, { direct: options.direct ?? false });
     return VirtioBlock.withBackend(backend, { ...options, serial });
   }
 
@@ -211,9 +213,11 @@ export class VirtioBlock implements VirtioDevice {
     return this.geometry.readOnly;
   }
 
-  /** A snapshot of the counters, plus requests in flight now. */
-  get metrics(): Readonly<BlockMetrics> & { inFlight: number } {
-    return { ...this.metricsData, inFlight: this.inFlightCount };
+  /** A snapshot of the counters, plus requests in flight now and (direct mode) the backend's
+   * requests that O_DIRECT could not take (FileBackend.bufferedFallbacks). */
+  get metrics(): Readonly<BlockMetrics> & { inFlight: number; bufferedFallbacks?: number } {
+    const fallbacks = this.backend.bufferedFallbacks;
+    return { ...this.metricsData, inFlight: this.inFlightCount, ...(fallbacks === undefined ? {} : { bufferedFallbacks: fallbacks }) };
   }
 
   /** Requests whose backend work has not finished (including those of an earlier activation). */
