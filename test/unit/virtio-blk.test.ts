@@ -728,4 +728,31 @@ test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones
   await dev.dispose();
 });
 
+test('interrupt checks: at once for the last request in flight, once per turn while others are still in flight', async () => {
+  const be = new GatedBackend();
+  const dev = VirtioBlock.withBackend(be, { serial: 'i' });
+  const r = rig(dev);
+  // Three writes in flight; the first two complete in one turn, the third later.
+  for (let i = 0; i < 3; i++) post(r, [header(VIRTIO_BLK_T_OUT, i), new Uint8Array(512)], [1]);
+  dev.notify(0);
+  assert.is(be.gates.length, 3);
+  be.gates[0]?.release();
+  be.gates[1]?.release();
+  await Promise.resolve();
+  await Promise.resolve(); // the gates' promise callbacks have run: two completions, others in flight
+  assert.is(r.driver.usedIdx, 2);
+  assert.is(r.interrupts(), 0, 'with a request still in flight the check waits for the end of the turn');
+  await new Promise((res) => setImmediate(res));
+  assert.is(r.interrupts(), 1, 'one interrupt for both');
+  be.gates[2]?.release();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.is(r.driver.usedIdx, 3);
+  assert.is(r.interrupts(), 2, 'the last request in flight: interrupt without waiting for another turn');
+  await sleep(5);
+  assert.is(r.interrupts(), 2, 'and no second one from a leftover check');
+  assert.is(dev.metrics.interrupts, 2);
+  await dev.dispose();
+});
+
 test.run();

@@ -154,6 +154,8 @@ interface Active {
   /** Inside drain(): completions leave the interrupt check to its end (interruptOwed). */
   draining: boolean;
   interruptOwed: boolean;
+  /** Used entries were pushed since the last needsNotification check. */
+  unchecked: boolean;
 }
 
 export class VirtioBlock implements VirtioDevice {
@@ -260,6 +262,7 @@ export class VirtioBlock implements VirtioDevice {
       interruptPending: false,
       draining: false,
       interruptOwed: false,
+      unchecked: false,
     };
   }
 
@@ -481,11 +484,20 @@ export class VirtioBlock implements VirtioDevice {
 
   /**
    * One needsNotification check per batch of completions (§2.7.7): at the end of the drain for
-   * those inside it, else once per event-loop turn, after that turn's completions.
+   * those inside it; at once for the last request in flight (no later completion to batch it
+   * with: at queue depth 1 waiting for the next event-loop turn would cost every request a
+   * non-blocking epoll_wait and the immediate's bookkeeping); else once per event-loop turn,
+   * after that turn's completions.
    */
   private scheduleInterrupt(a: Active): void {
+    a.unchecked = true;
     if (a.draining) {
       a.interruptOwed = true;
+      return;
+    }
+    // inFlightCount still counts the request completing now (settled() comes after).
+    if (this.inFlightCount <= 1) {
+      this.interruptIfNeeded(a);
       return;
     }
     if (a.interruptPending) return;
@@ -497,7 +509,9 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   private interruptIfNeeded(a: Active): void {
-    if (this.active !== a || a.broken) return;
+    // Nothing new since the last check (a check at once may leave a scheduled one nothing to do).
+    if (this.active !== a || a.broken || !a.unchecked) return;
+    a.unchecked = false;
     if (a.queue.needsNotification()) {
       this.metricsData.interrupts++;
       a.ctx.interrupt();
