@@ -5,7 +5,10 @@
 // what tsvmm's main thread and helper threads add to every request in a VM; the guest's side
 // (exits, interrupt handling) is not in it. Used to find and cut the device path's own cost.
 //
-//   node dist/bench/blk-device.js [--seconds 3] [--file F] [--size-mib 64] [--json out.json]
+//   node dist/bench/blk-device.js [--seconds 3] [--file F] [--size-mib 64] [--only NAME] [--direct] [--json out.json]
+//
+// --direct opens the image O_DIRECT (--disk PATH:direct) over page-aligned guest memory (an addon
+// mapping, as a VM's RAM is): every read then goes through the threadpool (startRead).
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { VirtioBlock } from '../src/devices/virtio/block/device.js';
 import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/devices/virtio/block/request.js';
 import { GuestMemory } from '../src/vmm/guest-memory.js';
+import { HostMapping } from '../src/vmm/mapping.js';
 import { clockTicks, cpuBetween, threadTimes } from '../src/bench/blk/threads.js';
 import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
 
@@ -48,9 +52,10 @@ interface Result {
   gcMsPerThousand: number;
 }
 
-async function run(file: string, sizeBytes: number, w: Workload, seconds: number): Promise<Result> {
-  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 8 << 20 }]);
-  const device = await VirtioBlock.open({ path: file });
+async function run(file: string, sizeBytes: number, w: Workload, seconds: number, direct: boolean): Promise<Result> {
+  const ram = direct ? HostMapping.allocate(8 << 20) : undefined;
+  const memory = ram ? new GuestMemory([{ guestPhysAddr: 0, bytes: ram.bytes() }]) : GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 8 << 20 }]);
+  const device = await VirtioBlock.open({ path: file, direct });
   const driver = new VirtioTestDriver(device, memory);
   const features = driver.init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, { size: 256, bufferSpace: 4 << 20 });
   const eventIdx = (features & VIRTIO_F_EVENT_IDX) !== 0n;
@@ -107,6 +112,7 @@ async function run(file: string, sizeBytes: number, w: Workload, seconds: number
   obs.disconnect();
   const cpu = cpuBetween(process.pid, before, after, clockTicks()); // no vCPU threads here: main and other
   await device.dispose();
+  ram?.dispose();
   const us = (ms: number): number => (ms * 1000) / n;
   return {
     workload: w.name,
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
       'size-mib': { type: 'string', default: '64' },
       json: { type: 'string' },
       only: { type: 'string' },
+      direct: { type: 'boolean' },
     },
   });
   const seconds = Number(values.seconds);
@@ -137,7 +144,7 @@ async function main(): Promise<void> {
     const results: Result[] = [];
     for (const w of WORKLOADS) {
       if (values.only && !w.name.includes(values.only)) continue;
-      const r = await run(file, sizeBytes, w, seconds);
+      const r = await run(file, sizeBytes, w, seconds, values.direct ?? false);
       results.push(r);
       process.stdout.write(
         `${r.workload.padEnd(18)} ${r.requests.toString().padStart(8)} req  ${r.usPerRequest.toFixed(1).padStart(7)} µs/req  ` +

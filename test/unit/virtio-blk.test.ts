@@ -405,8 +405,11 @@ class GatedBackend implements BlockBackend {
   private gate(): Promise<void> {
     return new Promise((res, rej) => this.gates.push({ release: res, fail: () => rej(new BlockBackendError('read', this.path, 0, 0, 'injected failure')) }));
   }
-  read(): Promise<void> {
-    return this.gate();
+  startRead(_pos: number, _buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
+    this.gate().then(
+      () => done(undefined),
+      (e: BlockBackendError) => done(e),
+    );
   }
   startWrite(_pos: number, _buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
     this.gate().then(
@@ -434,7 +437,7 @@ function threadpoolOnly(file: FileBackend): BlockBackend {
     path: file.path,
     readOnly: file.readOnly,
     size: file.size,
-    read: (pos, bufs) => file.read(pos, bufs),
+    startRead: (pos, bufs, done) => file.startRead(pos, bufs, done),
     startWrite: (pos, bufs, done) => file.startWrite(pos, bufs, done),
     flush: () => file.flush(),
     writeZeroes: (pos, len) => file.writeZeroes(pos, len),

@@ -1,11 +1,11 @@
 // The block backend: a raw image file, accessed with positional vectored I/O.
 //
-// I/O path. Reads that miss the page cache are FileHandle.readv(buffers, position), preadv on
-// libuv's threadpool; writes are fs.writev(fd, buffers, position, callback), pwritev on the same
-// threadpool with one callback per completion (startWrite): FileHandle.writev resolves a chain
-// of promises per write (node:fs's own and ours), which cost 15% of a 4 KiB write's main-thread
-// CPU on the host and more in the nested test bed (bench/README.md, session 6). Either
-// way the event loop never blocks, the guest's buffers are passed as they are (zero-copy: the
+// I/O path. Reads that miss the page cache are fs.readv(fd, buffers, position, callback), preadv
+// on libuv's threadpool (startRead); writes are fs.writev(fd, buffers, position, callback),
+// pwritev on the same threadpool (startWrite): one callback per completion, because
+// FileHandle.readv/writev resolve a chain of promises per request (node:fs's own and ours), which
+// cost 15% of a 4 KiB write's main-thread CPU on the host and more in the nested test bed
+// (bench/README.md, session 6). Either way the event loop never blocks, the guest's buffers are passed as they are (zero-copy: the
 // views point into guest memory), and several requests proceed at once (up to
 // UV_THREADPOOL_SIZE, 4 by default, shared with the rest of the process's fs/dns/crypto work).
 // flush() is FileHandle.datasync() (fdatasync(2)), so a FLUSH completes only once every write
@@ -41,7 +41,7 @@
 // unless asked to (BlockGeometry.discard), so that fstrim in the guest does not report space
 // freed that was not.
 
-import { constants as fsConstants, writev } from 'node:fs';
+import { constants as fsConstants, readv, writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { preadNoWait, type NoWaitRead } from '../../../vmm/file-io.js';
 
@@ -100,12 +100,15 @@ export interface BlockBackend {
   readonly size: number;
   /** Direct mode: requests O_DIRECT could not take (see the header comment). */
   readonly bufferedFallbacks?: number;
-  /** Fills `buffers` from the image at `pos`; all of them, or a BlockBackendError. */
-  read(pos: number, buffers: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Fills all of `buffers` from the image at `pos`; `done` runs once, with undefined or a
+   * BlockBackendError, possibly before startRead returns. A callback, as startWrite.
+   */
+  startRead(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
   /**
    * Fills `buffers` (`length` bytes) at once if that needs no waiting (the data is cached);
-   * false when the caller must use read() instead (the buffers may then hold part of the data).
-   * Throws BlockBackendError when the read failed. Optional: backends without it are always read().
+   * false when the caller must use startRead() instead (the buffers may then hold part of the
+   * data). Throws BlockBackendError when the read failed. Optional: without it, always startRead().
    */
   readNow?(pos: number, buffers: readonly Uint8Array[], length: number): boolean;
   /**
@@ -217,27 +220,36 @@ export class FileBackend implements BlockBackend {
     return this.bufferedFh;
   }
 
-  async read(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
+  /** startRead as a promise (tests, tools). */
+  read(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
+    return new Promise((resolve, reject) => this.startRead(pos, buffers, (e) => (e ? reject(e) : resolve())));
+  }
+
+  startRead(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
     const want = total(buffers);
-    this.checkOpen('read', pos, want);
-    let fh = this.handleFor(pos, buffers);
-    // preadv may read less than asked: go on from there; a read of nothing is the end of file.
-    let done = 0;
-    while (done < want) {
-      let n: number;
-      try {
-        n = (await fh.readv(rest(buffers, done), pos + done)).bytesRead;
-      } catch (e) {
-        if (isEinval(e) && fh !== this.bufferedFh) {
+    if (this.closed) return done(new BlockBackendError('read', this.path, pos, want, 'the image is closed'));
+    if (want === 0) return done(undefined);
+    this.readFrom(this.handleFor(pos, buffers), pos, buffers, want, 0, done);
+  }
+
+  /** preadv into `buffers` from byte `from` on, again after a short read, until all `want` are read. */
+  private readFrom(fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
+    const fail = (message: string, cause?: unknown): void => done(new BlockBackendError('read', this.path, pos, want, message, cause));
+    try {
+      readv(fh.fd, from === 0 ? (buffers as Uint8Array[]) : rest(buffers, from), pos + from, (err, n) => {
+        if (err && isEinval(err) && fh !== this.bufferedFh) {
           // O_DIRECT refused the alignment (a device with larger sectors, an odd address).
           this.bufferedFallbacks++;
-          fh = this.bufferedFh;
-          continue;
+          return this.readFrom(this.bufferedFh, pos, buffers, want, from, done);
         }
-        throw new BlockBackendError('read', this.path, pos, want, errnoText(e), e);
-      }
-      if (n === 0) throw new BlockBackendError('read', this.path, pos, want, `end of file after ${done} bytes: the image shrank below its opened size ${this.size}`);
-      done += n;
+        if (err) return fail(errnoText(err), err);
+        // A read of nothing is the end of file.
+        if (n === 0) return fail(`end of file after ${from} bytes: the image shrank below its opened size ${this.size}`);
+        if (from + n >= want) return done(undefined);
+        this.readFrom(fh, pos, buffers, want, from + n, done);
+      });
+    } catch (e) {
+      fail(errnoText(e), e);
     }
   }
 

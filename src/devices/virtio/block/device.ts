@@ -7,11 +7,12 @@
 // FLUSH covers the writes that completed before it was issued, §5.2.6.4).
 // A read whose data the host's page cache holds completes at once, inside the drain
 // (backend.readNow: no threadpool round trip, straight into the guest's buffers); everything else
-// completes later, from libuv (a write through the backend's callback form, startWrite: no
-// promise per request). On completion the status byte is written and the chain returned
-// with pushUsed; the interrupt check comes once per batch: at the end of the drain for what
-// completed inside it, else once per event-loop turn (setImmediate), so a batch of completions
-// costs one needsNotification and at most one interrupt.
+// completes later, from libuv (reads and writes through the backend's callback forms, startRead
+// and startWrite: no promise per request). On completion the status byte is written and the
+// chain returned with pushUsed; the interrupt check comes once per batch: at the end of the drain
+// for what completed inside it, at once for the last request in flight, else once per event-loop
+// turn (setImmediate), so a batch of completions costs one needsNotification and at most one
+// interrupt.
 //
 // Reset. reset() forgets the activation: a completion from an earlier one writes no status, touches no ring and raises no interrupt. Data moves straight
 // between the image and the guest's buffers (zero copy, both ways), and a transfer handed to the
@@ -364,15 +365,18 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     if (op.kind === 'read' && this.readNow(a, chain, req, op)) return;
-    if (op.kind === 'write') {
-      // The backend's callback form: the completion is one call, no promise per request.
+    if (op.kind === 'read' || op.kind === 'write') {
+      // The backend's callback forms: the completion is one call, no promise per request. A read
+      // goes straight into the guest's buffers (a reset meanwhile waits for it: quiesce()).
       this.inFlightCount++;
-      this.backend.startWrite(op.offset, op.buffers, (err) => this.written(a, chain, req, op, err));
+      const done = (err: Error | undefined): void => this.transferred(a, chain, req, op, err);
+      if (op.kind === 'read') this.backend.startRead(op.offset, op.buffers, done);
+      else this.backend.startWrite(op.offset, op.buffers, done);
       return;
     }
     this.inFlightCount++;
     this.runOp(op).then(
-      () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.kind === 'read' ? op.length : 0),
+      () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, 0),
       () => {
         m.backendErrors++;
         this.complete(a, chain, req, VIRTIO_BLK_S_IOERR, 0);
@@ -403,12 +407,16 @@ export class VirtioBlock implements VirtioDevice {
     return true;
   }
 
-  /** The end of a write (backend.startWrite). */
-  private written(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'write' }>, err: Error | undefined): void {
+  /** The end of a read or write (backend.startRead, startWrite). */
+  private transferred(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'read' | 'write' }>, err: Error | undefined): void {
     const m = this.metricsData;
     if (err) {
       m.backendErrors++;
       this.complete(a, chain, req, VIRTIO_BLK_S_IOERR, 0);
+    } else if (op.kind === 'read') {
+      m.reads++;
+      m.readBytes += op.length;
+      this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.length);
     } else {
       m.writes++;
       m.writtenBytes += op.length;
@@ -417,17 +425,10 @@ export class VirtioBlock implements VirtioDevice {
     this.settled();
   }
 
-  /** The backend work of every request but GET_ID and writes (answered in start()). */
-  private async runOp(op: Exclude<BlockOp, { kind: 'get-id' | 'write' }>): Promise<void> {
+  /** The backend work of FLUSH, WRITE_ZEROES and DISCARD (the rest is answered in start()). */
+  private async runOp(op: Exclude<BlockOp, { kind: 'get-id' | 'read' | 'write' }>): Promise<void> {
     const m = this.metricsData;
     switch (op.kind) {
-      case 'read': {
-        // Into the guest's buffers: a reset meanwhile waits for this read (quiesce()).
-        await this.backend.read(op.offset, op.buffers);
-        m.reads++;
-        m.readBytes += op.length;
-        return;
-      }
       case 'flush':
         await this.backend.flush();
         m.flushes++;
