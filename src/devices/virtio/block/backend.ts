@@ -229,28 +229,7 @@ export class FileBackend implements BlockBackend {
     const want = total(buffers);
     if (this.closed) return done(new BlockBackendError('read', this.path, pos, want, 'the image is closed'));
     if (want === 0) return done(undefined);
-    this.readFrom(this.handleFor(pos, buffers), pos, buffers, want, 0, done);
-  }
-
-  /** preadv into `buffers` from byte `from` on, again after a short read, until all `want` are read. */
-  private readFrom(fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
-    const fail = (message: string, cause?: unknown): void => done(new BlockBackendError('read', this.path, pos, want, message, cause));
-    try {
-      readv(fh.fd, from === 0 ? (buffers as Uint8Array[]) : rest(buffers, from), pos + from, (err, n) => {
-        if (err && isEinval(err) && fh !== this.bufferedFh) {
-          // O_DIRECT refused the alignment (a device with larger sectors, an odd address).
-          this.bufferedFallbacks++;
-          return this.readFrom(this.bufferedFh, pos, buffers, want, from, done);
-        }
-        if (err) return fail(errnoText(err), err);
-        // A read of nothing is the end of file.
-        if (n === 0) return fail(`end of file after ${from} bytes: the image shrank below its opened size ${this.size}`);
-        if (from + n >= want) return done(undefined);
-        this.readFrom(fh, pos, buffers, want, from + n, done);
-      });
-    } catch (e) {
-      fail(errnoText(e), e);
-    }
+    this.transferFrom('read', this.handleFor(pos, buffers), pos, buffers, want, 0, done);
   }
 
   readNow(pos: number, buffers: readonly Uint8Array[], length: number): boolean {
@@ -275,26 +254,32 @@ export class FileBackend implements BlockBackend {
     const want = total(buffers);
     if (this.closed) return done(new BlockBackendError('write', this.path, pos, want, 'the image is closed'));
     if (this.readOnly) return done(new BlockBackendError('write', this.path, pos, want, 'the image is open read-only'));
-    // A request with no data writes nothing (writeFrom would take pwritev's 0 for no progress).
+    // A request with no data writes nothing (transferFrom would take pwritev's 0 for no progress).
     if (want === 0) return done(undefined);
-    this.writeFrom(this.handleFor(pos, buffers), pos, buffers, want, 0, done);
+    this.transferFrom('write', this.handleFor(pos, buffers), pos, buffers, want, 0, done);
   }
 
-  /** pwritev of `buffers` from byte `from` on, again after a short write, until all `want` are written. */
-  private writeFrom(fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
-    const fail = (message: string, cause?: unknown): void => done(new BlockBackendError('write', this.path, pos, want, message, cause));
+  /**
+   * preadv / pwritev (fs.readv / fs.writev: libuv's threadpool, one callback, no promise) of
+   * `buffers` from byte `from` on, again after a short transfer, until all `want` bytes moved.
+   */
+  private transferFrom(op: 'read' | 'write', fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
+    const fail = (message: string, cause?: unknown): void => done(new BlockBackendError(op, this.path, pos, want, message, cause));
+    const call = op === 'read' ? readv : writev;
     try {
-      // fs.writev (pwritev on libuv's threadpool) with a callback: no promise per write.
-      writev(fh.fd, from === 0 ? (buffers as Uint8Array[]) : rest(buffers, from), pos + from, (err, n) => {
+      call(fh.fd, from === 0 ? (buffers as Uint8Array[]) : rest(buffers, from), pos + from, (err: NodeJS.ErrnoException | null, n: number) => {
         if (err && isEinval(err) && fh !== this.bufferedFh) {
-          // O_DIRECT refused the alignment: nothing was written; again, buffered.
+          // O_DIRECT refused the alignment (a device with larger sectors, an odd address): nothing
+          // was transferred; again, buffered.
           this.bufferedFallbacks++;
-          return this.writeFrom(this.bufferedFh, pos, buffers, want, from, done);
+          return this.transferFrom(op, this.bufferedFh, pos, buffers, want, from, done);
         }
         if (err) return fail(errnoText(err), err);
-        if (n === 0) return fail(`no progress after ${from} bytes`);
+        if (n === 0) {
+          return fail(op === 'read' ? `end of file after ${from} bytes: the image shrank below its opened size ${this.size}` : `no progress after ${from} bytes`);
+        }
         if (from + n >= want) return done(undefined);
-        this.writeFrom(fh, pos, buffers, want, from + n, done);
+        this.transferFrom(op, fh, pos, buffers, want, from + n, done);
       });
     } catch (e) {
       fail(errnoText(e), e);
@@ -318,7 +303,7 @@ export class FileBackend implements BlockBackend {
     for (let at = 0; at < length; at += ZERO_CHUNK) {
       const chunk = [z.subarray(0, Math.min(ZERO_CHUNK, length - at))];
       // Our zero buffer has no O_DIRECT alignment: buffered (see the header comment).
-      await new Promise<void>((resolve, reject) => this.writeFrom(this.bufferedFh, pos + at, chunk, chunk[0]?.byteLength ?? 0, 0, (e) => (e ? reject(e) : resolve())));
+      await new Promise<void>((resolve, reject) => this.transferFrom('write', this.bufferedFh, pos + at, chunk, chunk[0]?.byteLength ?? 0, 0, (e) => (e ? reject(e) : resolve())));
     }
   }
 
