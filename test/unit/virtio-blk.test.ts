@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
@@ -651,6 +651,22 @@ test('FileBackend: opening a missing image is a BlockBackendError naming the pat
     assert.instance(e, BlockBackendError);
     assert.match((e as Error).message, /missing\.img.*ENOENT/);
   }
+});
+
+test('FileBackend: a read past the end of an image that shrank fails naming it; a write of nothing is done', async () => {
+  const { path } = image(8);
+  const be = await FileBackend.open(path, false);
+  truncateSync(path, 1024);
+  const buf = new Uint8Array(2048);
+  try {
+    await be.read(0, [buf]);
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, BlockBackendError);
+    assert.match((e as Error).message, /read of .*\[0, \+2048\): end of file after 1024 bytes: the image shrank below its opened size 4096/);
+  }
+  await be.write(0, []);
+  await be.close();
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
