@@ -3,8 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestKernel } from '../../helpers/guest-kernel.js';
@@ -15,17 +15,46 @@ const test = suite(`virtio-blk [${whereLabel()}]`);
 const kernel = guestKernel();
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 
+/**
+ * A directory whose file system takes O_DIRECT: the temp directory where it does (ext4), else
+ * (the test bed's tmpfs, Linux 6.1) an ext4 file system on a loop device made there (needs root).
+ */
+function directDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-direct-'));
+  const probe = join(dir, 'probe');
+  writeFileSync(probe, '');
+  try {
+    closeSync(openSync(probe, fsConstants.O_RDONLY | fsConstants.O_DIRECT));
+    return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+  }
+  const fsImage = join(dir, 'ext4.img');
+  const mnt = join(dir, 'mnt');
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+  execFileSync('truncate', ['-s', '64M', fsImage]);
+  execFileSync('mkfs.ext4', ['-q', '-F', fsImage], { env });
+  mkdirSync(mnt);
+  execFileSync('mount', ['-o', 'loop', fsImage, mnt], { env });
+  return {
+    dir: mnt,
+    cleanup: () => {
+      execFileSync('umount', [mnt], { env });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Boots with the given disks and types `script`, then `exit`, at the shell prompt. */
-function shell(disks: string[], script: string): Promise<TsvmmResult> {
+function shell(disks: string[], script: string, extra: string[] = []): Promise<TsvmmResult> {
   if (!kernel) throw new Error('no guest kernel');
-  const args = ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', CMDLINE];
+  const args = ['boot', kernel.bzImage, '--initrd', kernel.initramfs, '--cmdline', CMDLINE, ...extra];
   for (const d of disks) args.push('--disk', d);
   // Typed ahead: the tty holds `exit` until the script's commands are done.
   return runTsvmm(args, [[/\/ # /, `${script}\nexit\n`]]);
 }
 
-function image(bytes: number): { path: string; data: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'));
+function image(bytes: number, dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'))): { path: string; data: Buffer } {
   const path = join(dir, 'disk.img');
   const data = randomBytes(bytes);
   writeFileSync(path, data);
@@ -79,6 +108,28 @@ if (!kernel) {
     assert.is(fsck.status, 0, `e2fsck -fn: ${fsck.stdout}${fsck.stderr}`);
     const cat = spawnSync('debugfs', ['-R', 'cat /hello', root], { encoding: 'utf8', env });
     assert.is(cat.stdout, 'persisted\n', cat.stderr);
+  });
+
+  test('a :direct disk (O_DIRECT on the host): the guest reads the host\'s data and its writes reach the file', async () => {
+    const where = directDir();
+    try {
+      const img = image(4 * 1024 * 1024, where.dir);
+      const md5 = createHash('md5').update(img.data).digest('hex');
+      const r = await shell([`${img.path}:direct`], [
+        'md5sum /dev/vda',
+        'echo tsvmm-direct > /tmp/m; dd if=/tmp/m of=/dev/vda bs=512 seek=200 conv=notrunc,fsync 2>/dev/null; echo dd=$?',
+      ].join('; '), ['--stats']);
+      assert.match(r.stdout, new RegExp(`${md5}\\s+/dev/vda`), tail(r));
+      assert.match(r.stdout, /dd=0/);
+      assert.is(r.code, 0);
+      // --stats shows the disk in direct mode (the counter exists only there).
+      assert.match(r.stderr, /virtio-blk0: \{.*"bufferedFallbacks":\d+/, r.stderr.slice(-1500));
+      const after = readFileSync(img.path);
+      assert.is(after.subarray(200 * 512, 200 * 512 + 13).toString(), 'tsvmm-direct\n');
+      assert.is(Buffer.compare(after.subarray(0, 200 * 512), img.data.subarray(0, 200 * 512)), 0, 'the rest is untouched');
+    } finally {
+      where.cleanup();
+    }
   });
 
   test('two disks appear as vda and vdb', async () => {
