@@ -132,6 +132,30 @@ if (!kernel) {
     }
   });
 
+  test('the driver lets the disk go and takes it back (a device reset, then a new activation): same data, writes reach the file', async () => {
+    const img = image(2 * 1024 * 1024);
+    const md5 = createHash('md5').update(img.data).digest('hex');
+    // Unbinding virtio_blk removes the disk and resets the device (Status = 0, held until tsvmm's
+    // device has stopped); binding probes it again from scratch: reset, negotiation, DRIVER_OK.
+    const drv = '/sys/bus/virtio/drivers/virtio_blk';
+    const r = await shell([img.path], [
+      'md5sum /dev/vda',
+      `echo virtio0 > ${drv}/unbind; echo unbind=$?`,
+      'ls /sys/block | grep -c vda',
+      `echo virtio0 > ${drv}/bind; echo bind=$?`,
+      'sleep 1; md5sum /dev/vda',
+      'echo after-rebind > /tmp/m; dd if=/tmp/m of=/dev/vda bs=512 seek=300 conv=notrunc,fsync 2>/dev/null; echo dd=$?',
+    ].join('; '));
+    const sums = r.stdout.match(new RegExp(`${md5}\\s+/dev/vda`, 'g')) ?? [];
+    assert.is(sums.length, 2, `the whole disk read the same before and after${tail(r)}`);
+    assert.match(r.stdout, /unbind=0/, tail(r));
+    assert.match(r.stdout, /^0\r?$/m, `no vda while unbound${tail(r)}`);
+    assert.match(r.stdout, /bind=0/);
+    assert.match(r.stdout, /dd=0/);
+    assert.is(r.code, 0);
+    assert.is(readFileSync(img.path).subarray(300 * 512, 300 * 512 + 13).toString(), 'after-rebind\n');
+  });
+
   test('two disks appear as vda and vdb', async () => {
     const a = image(512 * 1024);
     const b = image(1024 * 1024);
