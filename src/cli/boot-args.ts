@@ -22,10 +22,11 @@ export interface BootArgs {
   help: boolean;
 }
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS] [--initrd FILE] [--disk PATH[:ro][:direct]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct]] [--initrd FILE] [--disk PATH[:ro][:direct]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
-ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw).
+ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw);
+ROOTFS:ro mounts it read-only (root=/dev/vda ro), ROOTFS:direct opens it O_DIRECT, as for --disk.
 The VM ends when the guest resets or powers off (exit status 0), on a VMM or KVM failure (1), or
 on Ctrl-C / SIGTERM (130 / 143). SIGUSR2 prints where the VM is (each vCPU's registers, the UART
 and every virtio queue) without stopping it. Build a guest kernel and initramfs with \`npm run kernel\`.
@@ -65,7 +66,7 @@ export function parseDisk(spec: string): DiskSpec {
     flags.add(flag);
     path = path.slice(0, -(flag.length + 1));
   }
-  if (path === '') throw new UsageError(`--disk needs a path, got '${spec}'`, BOOT_USAGE);
+  if (path === '') throw new UsageError(`a disk needs a path, got '${spec}'`, BOOT_USAGE);
   return { path, readOnly: flags.has('ro'), direct: flags.has('direct') };
 }
 
@@ -94,9 +95,10 @@ export function parseBootArgs(argv: string[]): BootArgs {
   if (!help && positionals.length === 0) throw new UsageError('tsvmm boot needs a KERNEL', BOOT_USAGE);
   if (positionals.length > 2) throw new UsageError(`unexpected arguments: ${positionals.slice(2).join(' ')}`, BOOT_USAGE);
   const rootfs = positionals[1];
-  const disks = [...(rootfs === undefined ? [] : [{ path: rootfs, readOnly: false, direct: false }]), ...(values.disk ?? []).map(parseDisk)];
+  const root = rootfs === undefined ? undefined : parseDisk(rootfs);
+  const disks = [...(root ? [root] : []), ...(values.disk ?? []).map(parseDisk)];
   let cmdline = effectiveCmdline(values.cmdline);
-  if (rootfs !== undefined && !/(^|\s)root=/.test(cmdline)) cmdline += ' root=/dev/vda rw';
+  if (root && !/(^|\s)root=/.test(cmdline)) cmdline += ` root=/dev/vda ${root.readOnly ? 'ro' : 'rw'}`;
   const args: BootArgs = {
     kernel: positionals[0] ?? '',
     disks,

@@ -42,6 +42,9 @@ test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes o
     { path: 'a:b.img', readOnly: true, direct: true },
   ]);
   assert.match(a.cmdline, / root=\/dev\/vda rw$/);
+  const ro = parseBootArgs(['k', 'root.ext4:direct:ro']);
+  assert.equal(ro.disks, [{ path: 'root.ext4', readOnly: true, direct: true }], 'ROOTFS takes the same flags');
+  assert.match(ro.cmdline, / root=\/dev\/vda ro$/, 'a read-only root is mounted ro');
   assert.not.match(parseBootArgs(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']).cmdline, /vda/, 'a root= given stays');
   assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false, direct: false }]);
   assert.not.match(parseBootArgs(['k', '--disk', 'x']).cmdline, /root=/, 'no ROOTFS, no root=');
