@@ -4,6 +4,11 @@
 // cached 4 KiB read then costs one system call instead of a threadpool round trip (measured:
 // ~1 µs against ~16 µs, bench/blk-io-path.ts and bench/blk-device.ts). Node's fs has no flags
 // argument for preadv2, hence this one call here.
+//
+// dioAlignment: statx(2) with STATX_DIOALIGN (Linux 6.1), the alignment O_DIRECT needs of a file's
+// buffers and offsets. Node's fs.stat does not ask for it.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <climits>
@@ -47,10 +52,30 @@ Napi::Value PreadNoWait(const Napi::CallbackInfo& info) {
   throw ErrnoError(env, "preadv2", errno, "fd " + std::to_string(fd) + " at " + std::to_string(position));
 }
 
+// dioAlignment(fd) -> { memory, offset }: the buffer-address and file-offset alignment O_DIRECT
+// needs for fd (statx STATX_DIOALIGN); null when the kernel or the file system does not say
+// (older than Linux 6.1, or a file system that does not report it). Both 0: no O_DIRECT at all.
+Napi::Value DioAlignment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  struct statx stx = {};
+  int r;
+  do {
+    r = statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) throw ErrnoError(env, "statx", errno, "fd " + std::to_string(fd));
+  if (!(stx.stx_mask & STATX_DIOALIGN)) return env.Null();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("memory", Napi::Number::New(env, double(stx.stx_dio_mem_align)));
+  out.Set("offset", Napi::Number::New(env, double(stx.stx_dio_offset_align)));
+  return out;
+}
+
 }  // namespace
 
 void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("preadNoWait", Napi::Function::New(env, PreadNoWait, "preadNoWait"));
+  exports.Set("dioAlignment", Napi::Function::New(env, DioAlignment, "dioAlignment"));
 }
 
 }  // namespace tsvmm

@@ -18,3 +18,18 @@ export function preadNoWait(fd: number, buffers: readonly Uint8Array[], position
   if (n === -2) return 'unsupported';
   return n;
 }
+
+/** What O_DIRECT needs of a file's transfers: buffer addresses and file offsets (and lengths)
+ * multiples of these. */
+export interface DirectIoAlignment {
+  memory: number;
+  offset: number;
+}
+
+/**
+ * The O_DIRECT alignment of `fd` (statx STATX_DIOALIGN, Linux 6.1 and later), or undefined when
+ * the kernel or the file system does not report it. { 0, 0 }: the file cannot do O_DIRECT.
+ */
+export function directIoAlignment(fd: number): DirectIoAlignment | undefined {
+  return native(() => addon().dioAlignment(fd)) ?? undefined;
+}

@@ -62,6 +62,7 @@ export interface NativeAddon {
   /** Watches a non-blocking eventfd: drains it and calls onSignal(undefined, count) on the JS thread. */
   FdWatcher: new (fd: number, onSignal: (err?: Error, count?: number) => void) => NativeFdWatcher;
   preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
+  dioAlignment(fd: number): { memory: number; offset: number } | null;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
 

@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
+import { directIoAlignment } from '../../src/vmm/file-io.js';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { SplitQueue } from '../../src/devices/virtio/queue.js';
 import { VIRTQ_DESC_F_INDIRECT } from '../../src/devices/virtio/chain.js';
 import type { ActivateContext } from '../../src/devices/virtio/device.js';
@@ -12,6 +14,7 @@ import { VirtqDriver, type GuestBuffer, type UsedEntry } from '../helpers/virtq-
 import {
   BlockBackendError,
   CONFIG_OFFSETS,
+  DIRECT_ALIGN,
   FileBackend,
   READ_NOW_MAX,
   SEG_MAX,
@@ -710,10 +713,11 @@ test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones
     assert.not.ok(be.readNow(0, [bytes.subarray(0, 512)], 512));
 
     // A buffer at an odd address: O_DIRECT would refuse it, the buffered descriptor takes it.
-    const odd = bytes.subarray(8192 + 100, 8192 + 100 + 1024);
+    const odd = bytes.subarray(8192 + 1, 8192 + 1 + 1024); // an odd address: no O_DIRECT memory alignment allows it
     await be.read(1024, [odd]);
     assert.equal(odd, data.subarray(1024, 2048));
     assert.is(be.bufferedFallbacks, 1);
+    assert.is(be.directRefused, 0, 'statx (or the 512 default) said so: no O_DIRECT call was refused');
     odd.fill(0xab);
     await be.write(0, [odd]);
     assert.is(be.bufferedFallbacks, 2);
@@ -744,6 +748,7 @@ test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones
   assert.ok(rd.data.every((b) => b === 0x5c));
   assert.is(dev.metrics.cachedReads, 0);
   assert.ok((dev.metrics.bufferedFallbacks ?? 0) >= 1);
+  assert.is(dev.metrics.directRefused, 0);
   await dev.dispose();
 });
 
@@ -772,6 +777,86 @@ test('interrupt checks: at once for the last request in flight, once per turn wh
   assert.is(r.interrupts(), 2, 'and no second one from a leftover check');
   assert.is(dev.metrics.interrupts, 2);
   await dev.dispose();
+});
+
+test('direct mode on a disk with 4 KiB sectors: the block size the driver sees is 4096, and a 512-byte request goes buffered', async () => {
+  // A loop device with 4 KiB logical sectors carrying an ext4 file system (needs root and loop devices).
+  const why = process.getuid?.() !== 0 ? 'not root' : spawnSync('losetup', ['--version']).status !== 0 ? 'no losetup' : undefined;
+  if (why) {
+    console.log(`  (skipped the 4 KiB-sector direct test: ${why})`);
+    return;
+  }
+  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+  const work = mkdtempSync(join(tmpdir(), 'tsvmm-4kn-'));
+  const backing = join(work, 'fs.img');
+  const mnt = join(work, 'mnt');
+  writeFileSync(backing, '');
+  truncateSync(backing, 64 << 20);
+  const loop = spawnSync('losetup', ['--find', '--show', '--sector-size', '4096', backing], { encoding: 'utf8', env });
+  if (loop.status !== 0) {
+    rmSync(work, { recursive: true, force: true });
+    console.log(`  (skipped the 4 KiB-sector direct test: losetup: ${loop.stderr.trim()})`);
+    return;
+  }
+  const dev = loop.stdout.trim();
+  let mounted = false;
+  try {
+    execFileSync('mkfs.ext4', ['-q', '-F', dev], { env });
+    mkdirSync(mnt);
+    execFileSync('mount', [dev, mnt], { env });
+    mounted = true;
+    const path = join(mnt, 'disk.img');
+    const data = new Uint8Array(64 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+    writeFileSync(path, data);
+    const be = await FileBackend.open(path, false, { direct: true });
+    try {
+      assert.equal(be.alignment?.offset, 4096, 'statx: O_DIRECT offsets in 4 KiB');
+      assert.is(be.blockSize, 4096);
+      const blk = VirtioBlock.withBackend(be, { serial: 'fourk' });
+      assert.is(new DataView(blk.config.buffer, blk.config.byteOffset).getUint32(CONFIG_OFFSETS.blkSize, true), 4096, 'blk_size for the driver');
+      const ram = HostMapping.allocate(1 << 16);
+      try {
+        const bytes = ram.bytes();
+        await be.read(8192, [bytes.subarray(0, 4096)]);
+        assert.equal(bytes.subarray(0, 4096), data.subarray(8192, 12288));
+        assert.is(be.bufferedFallbacks, 0, '4 KiB-aligned: O_DIRECT');
+        await be.read(512, [bytes.subarray(4096, 4608)]);
+        assert.equal(bytes.subarray(4096, 4608), data.subarray(512, 1024));
+        assert.is(be.bufferedFallbacks, 1, 'a 512-byte request: buffered');
+        assert.is(be.directRefused, 0, '...without a failed O_DIRECT call first');
+      } finally {
+        ram.dispose();
+      }
+    } finally {
+      await be.close();
+    }
+  } finally {
+    if (mounted) execFileSync('umount', [mnt], { env });
+    spawnSync('losetup', ['-d', dev], { env });
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('direct mode: the O_DIRECT alignment comes from statx where the file system reports it', async () => {
+  const { path } = image(16);
+  if (!directSupported(path)) return; // covered by the refusal check in the direct-mode test
+  const be = await FileBackend.open(path, false, { direct: true });
+  const fd = openSync(path, 'r');
+  try {
+    const reported = directIoAlignment(fd);
+    assert.equal(be.alignment, reported ?? { memory: DIRECT_ALIGN, offset: DIRECT_ALIGN });
+    assert.is(be.blockSize, Math.max(512, be.alignment?.offset ?? 0));
+  } finally {
+    closeSync(fd);
+    await be.close();
+  }
+  const buffered = await FileBackend.open(path, false);
+  assert.is(buffered.alignment, undefined);
+  assert.is(buffered.blockSize, 512);
+  const plain = VirtioBlock.withBackend(buffered);
+  assert.not.ok('bufferedFallbacks' in plain.metrics, 'the direct-mode counters appear only in direct mode');
+  await plain.dispose();
 });
 
 test.run();

@@ -24,10 +24,12 @@
 // image is opened O_DIRECT, so transfers go between the device and the guest's buffers without
 // passing through the host's page cache (no copy into it, no host memory spent caching what the
 // guest caches already). Nothing is read on the event-loop thread then (an O_DIRECT read always
-// waits for the device): every read goes to the threadpool. O_DIRECT wants the file offset, each
-// buffer's address and its length aligned to the device's logical block size; Linux guests send
-// sector-aligned requests into page-aligned memory, which is enough on devices with 512-byte
-// sectors. A request that is not (a 512-byte-aligned one on a 4 KiB-sector device, or an odd
+// waits for the device): every read goes to the threadpool. O_DIRECT wants the file offset and
+// each buffer's length aligned to one size and each buffer's address to another (statx
+// STATX_DIOALIGN reports both, Linux 6.1 on; where it does not, 512 is assumed and an EINVAL
+// answer sends the request the buffered way). The device reports the offset alignment as its
+// logical block size (blockSize, VIRTIO_BLK_F_BLK_SIZE), so that a Linux guest sends requests
+// aligned to it: 4096 on a 4 KiB-sector disk. A request that is not aligned anyway (an odd
 // buffer), and WRITE_ZEROES (from a zero buffer of ours), goes through a second, buffered
 // descriptor of the same file instead: Linux keeps the two coherent (a direct write drops the
 // cached pages it covers; a direct read writes back dirty ones first). `bufferedFallbacks`
@@ -43,7 +45,7 @@
 
 import { constants as fsConstants, readv, writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { preadNoWait, type NoWaitRead } from '../../../vmm/file-io.js';
+import { directIoAlignment, preadNoWait, type DirectIoAlignment, type NoWaitRead } from '../../../vmm/file-io.js';
 
 /** One I/O failure of the backend, with the operation, the file and the range. */
 export class BlockBackendError extends Error {
@@ -98,8 +100,14 @@ export interface BlockBackend {
   readonly readOnly: boolean;
   /** Image size in bytes, as opened. */
   readonly size: number;
-  /** Direct mode: requests O_DIRECT could not take (see the header comment). */
+  /** True when the image is open O_DIRECT (direct mode). */
+  readonly direct?: boolean;
+  /** Direct mode: requests O_DIRECT could not take (see the header comment), and of those the
+   * ones O_DIRECT was tried for first and refused. */
   readonly bufferedFallbacks?: number;
+  readonly directRefused?: number;
+  /** The logical block size to report to the driver (VIRTIO_BLK_F_BLK_SIZE); 512 when absent. */
+  readonly blockSize?: number;
   /**
    * Fills all of `buffers` from the image at `pos`; `done` runs once, with undefined or a
    * BlockBackendError, possibly before startRead returns. A callback, as startWrite.
@@ -127,7 +135,7 @@ export interface BlockBackend {
 /** Largest read readNow() does on the calling thread. */
 export const READ_NOW_MAX = 1 << 20;
 
-/** The alignment O_DIRECT needs at least (512-byte logical sectors); see the header comment. */
+/** The alignment O_DIRECT is assumed to need where statx does not say (512-byte sectors). */
 export const DIRECT_ALIGN = 512;
 
 export interface FileBackendOptions {
@@ -135,12 +143,15 @@ export interface FileBackendOptions {
   readonly direct?: boolean;
 }
 
-/** True when `pos` and every buffer's offset and length are multiples of DIRECT_ALIGN. */
-function directAligned(pos: number, buffers: readonly Uint8Array[]): boolean {
-  if (pos % DIRECT_ALIGN !== 0) return false;
-  for (const b of buffers) if (b.byteOffset % DIRECT_ALIGN !== 0 || b.byteLength % DIRECT_ALIGN !== 0) return false;
+/** True when `pos` and every buffer's length are multiples of align.offset, and every buffer's
+ * offset in its ArrayBuffer of align.memory (guest RAM's ArrayBuffer is page-aligned). */
+function directAligned(pos: number, buffers: readonly Uint8Array[], align: DirectIoAlignment): boolean {
+  if (pos % align.offset !== 0) return false;
+  for (const b of buffers) if (b.byteOffset % align.memory !== 0 || b.byteLength % align.offset !== 0) return false;
   return true;
 }
+
+const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 function isEinval(e: unknown): boolean {
   return (e as NodeJS.ErrnoException | null)?.code === 'EINVAL';
@@ -153,6 +164,8 @@ export class FileBackend implements BlockBackend {
   private nowait = true;
   /** Requests that went through the buffered descriptor in direct mode (see the header comment). */
   bufferedFallbacks = 0;
+  /** ...of which O_DIRECT was tried first and refused (EINVAL): the alignment was not known. */
+  directRefused = 0;
 
   private constructor(
     readonly path: string,
@@ -162,7 +175,14 @@ export class FileBackend implements BlockBackend {
     private readonly fh: FileHandle,
     /** In direct mode, the same file without O_DIRECT, for what O_DIRECT refuses; else fh. */
     private readonly bufferedFh: FileHandle,
+    /** In direct mode, what O_DIRECT needs of a transfer (see the header comment). */
+    readonly alignment: DirectIoAlignment | undefined,
   ) {}
+
+  /** Direct mode: the offset alignment O_DIRECT needs (at least 512); else 512. */
+  get blockSize(): number {
+    return Math.max(DIRECT_ALIGN, this.alignment?.offset ?? 0);
+  }
 
   /** True when the image is open O_DIRECT. */
   get direct(): boolean {
@@ -188,6 +208,22 @@ export class FileBackend implements BlockBackend {
         throw new BlockBackendError('open', path, 0, 0, `cannot open the image O_DIRECT: ${why}`, e);
       }
     }
+    let alignment: DirectIoAlignment | undefined;
+    if (direct !== fh) {
+      try {
+        alignment = directIoAlignment(direct.fd) ?? { memory: DIRECT_ALIGN, offset: DIRECT_ALIGN };
+      } catch (e) {
+        await fh.close().catch(() => undefined);
+        await direct.close().catch(() => undefined);
+        throw new BlockBackendError('open', path, 0, 0, `cannot read the image's O_DIRECT alignment: ${errnoText(e)}`, e);
+      }
+      if (alignment.offset === 0 || !isPowerOfTwo(alignment.offset) || !isPowerOfTwo(alignment.memory)) {
+        await fh.close().catch(() => undefined);
+        await direct.close().catch(() => undefined);
+        const why = alignment.offset === 0 ? 'its file system does not support O_DIRECT here' : `statx reports an O_DIRECT alignment of ${alignment.memory}/${alignment.offset}`;
+        throw new BlockBackendError('open', path, 0, 0, `cannot use the image O_DIRECT: ${why}; open it without direct`);
+      }
+    }
     const closeAll = async (): Promise<void> => {
       await fh.close().catch(() => undefined);
       if (direct !== fh) await direct.close().catch(() => undefined);
@@ -201,7 +237,7 @@ export class FileBackend implements BlockBackend {
         // stat() reports 0 for a block device: take its size from the end.
         throw new BlockBackendError('open', path, 0, 0, 'block devices are not supported yet; use a raw image file');
       }
-      return new FileBackend(path, readOnly, st.size, direct, fh);
+      return new FileBackend(path, readOnly, st.size, direct, fh, alignment);
     } catch (e) {
       await closeAll();
       if (e instanceof BlockBackendError) throw e;
@@ -215,7 +251,7 @@ export class FileBackend implements BlockBackend {
 
   /** The descriptor for a transfer: the O_DIRECT one when the transfer suits it. */
   private handleFor(pos: number, buffers: readonly Uint8Array[]): FileHandle {
-    if (this.fh === this.bufferedFh || directAligned(pos, buffers)) return this.fh;
+    if (!this.alignment || directAligned(pos, buffers, this.alignment)) return this.fh;
     this.bufferedFallbacks++;
     return this.bufferedFh;
   }
@@ -272,6 +308,7 @@ export class FileBackend implements BlockBackend {
           // O_DIRECT refused the alignment (a device with larger sectors, an odd address): nothing
           // was transferred; again, buffered.
           this.bufferedFallbacks++;
+          this.directRefused++;
           return this.transferFrom(op, this.bufferedFh, pos, buffers, want, from, done);
         }
         if (err) return fail(errnoText(err), err);

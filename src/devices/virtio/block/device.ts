@@ -198,7 +198,7 @@ export class VirtioBlock implements VirtioDevice {
     const serial = VirtioBlock.checkSerial({ ...options, path: backend.path });
     return new VirtioBlock(
       backend,
-      { sizeBytes: backend.size, readOnly: backend.readOnly, discard: options.discard, writeZeroes: options.writeZeroes },
+      { sizeBytes: backend.size, readOnly: backend.readOnly, discard: options.discard, writeZeroes: options.writeZeroes, blockSize: backend.blockSize },
       serial,
     );
   }
@@ -217,10 +217,10 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   /** A snapshot of the counters, plus requests in flight now and (direct mode) the backend's
-   * requests that O_DIRECT could not take (FileBackend.bufferedFallbacks). */
-  get metrics(): Readonly<BlockMetrics> & { inFlight: number; bufferedFallbacks?: number } {
-    const fallbacks = this.backend.bufferedFallbacks;
-    return { ...this.metricsData, inFlight: this.inFlightCount, ...(fallbacks === undefined ? {} : { bufferedFallbacks: fallbacks }) };
+   * requests that O_DIRECT could not take (FileBackend.bufferedFallbacks, directRefused). */
+  get metrics(): Readonly<BlockMetrics> & { inFlight: number; bufferedFallbacks?: number; directRefused?: number } {
+    const { direct, bufferedFallbacks, directRefused } = this.backend;
+    return { ...this.metricsData, inFlight: this.inFlightCount, ...(direct ? { bufferedFallbacks, directRefused } : {}) };
   }
 
   /** Requests whose backend work has not finished (including those of an earlier activation). */
