@@ -62,7 +62,7 @@ export function parseDisk(spec: string): DiskSpec {
   for (;;) {
     const flag = DISK_FLAGS.find((f) => path.endsWith(`:${f}`));
     if (!flag) break;
-    if (flags.has(flag)) throw new UsageError(`--disk '${spec}': :${flag} given twice`, BOOT_USAGE);
+    if (flags.has(flag)) throw new UsageError(`disk '${spec}': :${flag} given twice`, BOOT_USAGE);
     flags.add(flag);
     path = path.slice(0, -(flag.length + 1));
   }

@@ -7,11 +7,11 @@ export interface DiskDevice {
   device: VirtioBlock;
 }
 
-export async function openDisks(specs: readonly { path: string; readOnly: boolean; direct?: boolean }[]): Promise<DiskDevice[]> {
+export async function openDisks(specs: readonly { path: string; readOnly: boolean; direct: boolean }[]): Promise<DiskDevice[]> {
   const out: DiskDevice[] = [];
   try {
     for (const [i, s] of specs.entries()) {
-      out.push({ name: `virtio-blk${i}`, device: await VirtioBlock.open({ path: s.path, readOnly: s.readOnly, direct: s.direct ?? false }) });
+      out.push({ name: `virtio-blk${i}`, device: await VirtioBlock.open({ path: s.path, readOnly: s.readOnly, direct: s.direct }) });
     }
   } catch (e) {
     await Promise.all(out.map((d) => d.device.dispose()));

@@ -5,9 +5,10 @@
 // pwritev on the same threadpool (startWrite): one callback per completion, because
 // FileHandle.readv/writev resolve a chain of promises per request (node:fs's own and ours), which
 // cost 15% of a 4 KiB write's main-thread CPU on the host and more in the nested test bed
-// (bench/README.md, session 6). Either way the event loop never blocks, the guest's buffers are passed as they are (zero-copy: the
-// views point into guest memory), and several requests proceed at once (up to
-// UV_THREADPOOL_SIZE, 4 by default, shared with the rest of the process's fs/dns/crypto work).
+// (bench/README.md, session 6). Either way the event loop never blocks, the guest's buffers are
+// passed as they are (zero-copy: the views point into guest memory), and several requests proceed
+// at once (up to UV_THREADPOOL_SIZE, 4 by default, shared with the rest of the process's
+// fs/dns/crypto work).
 // flush() is FileHandle.datasync() (fdatasync(2)), so a FLUSH completes only once every write
 // acknowledged before it is on stable storage.
 //
@@ -95,6 +96,14 @@ function total(bufs: readonly Uint8Array[]): number {
   return n;
 }
 
+/** The end of a callback-form transfer: undefined, or what went wrong. */
+export type TransferDone = (err: BlockBackendError | undefined) => void;
+
+/** A callback-form transfer as a promise. */
+function promised(start: (done: TransferDone) => void): Promise<void> {
+  return new Promise((resolve, reject) => start((e) => (e ? reject(e) : resolve())));
+}
+
 export interface BlockBackend {
   readonly path: string;
   readonly readOnly: boolean;
@@ -112,7 +121,7 @@ export interface BlockBackend {
    * Fills all of `buffers` from the image at `pos`; `done` runs once, with undefined or a
    * BlockBackendError, possibly before startRead returns. A callback, as startWrite.
    */
-  startRead(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
+  startRead(pos: number, buffers: readonly Uint8Array[], done: TransferDone): void;
   /**
    * Fills `buffers` (`length` bytes) at once if that needs no waiting (the data is cached);
    * false when the caller must use startRead() instead (the buffers may then hold part of the
@@ -124,7 +133,7 @@ export interface BlockBackend {
    * possibly before startWrite returns. A callback, not a promise: it is every write's path, and
    * a promise chain per request cost the event loop measurably (see the header comment).
    */
-  startWrite(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void;
+  startWrite(pos: number, buffers: readonly Uint8Array[], done: TransferDone): void;
   /** Makes every completed write durable (fdatasync). */
   flush(): Promise<void>;
   writeZeroes(pos: number, length: number): Promise<void>;
@@ -199,11 +208,15 @@ export class FileBackend implements BlockBackend {
       throw new BlockBackendError('open', path, 0, 0, `cannot open the image ${readOnly ? 'read-only' : 'read-write'}: ${errnoText(e)}`, e);
     }
     let direct = fh;
+    const closeAll = async (): Promise<void> => {
+      await fh.close().catch(() => undefined);
+      if (direct !== fh) await direct.close().catch(() => undefined);
+    };
     if (options.direct) {
       try {
         direct = await open(path, mode | fsConstants.O_DIRECT);
       } catch (e) {
-        await fh.close().catch(() => undefined);
+        await closeAll();
         const why = isEinval(e) ? 'its file system does not support O_DIRECT; open it without direct' : errnoText(e);
         throw new BlockBackendError('open', path, 0, 0, `cannot open the image O_DIRECT: ${why}`, e);
       }
@@ -213,21 +226,15 @@ export class FileBackend implements BlockBackend {
       try {
         alignment = directIoAlignment(direct.fd) ?? { memory: DIRECT_ALIGN, offset: DIRECT_ALIGN };
       } catch (e) {
-        await fh.close().catch(() => undefined);
-        await direct.close().catch(() => undefined);
+        await closeAll();
         throw new BlockBackendError('open', path, 0, 0, `cannot read the image's O_DIRECT alignment: ${errnoText(e)}`, e);
       }
       if (alignment.offset === 0 || !isPowerOfTwo(alignment.offset) || !isPowerOfTwo(alignment.memory)) {
-        await fh.close().catch(() => undefined);
-        await direct.close().catch(() => undefined);
+        await closeAll();
         const why = alignment.offset === 0 ? 'its file system does not support O_DIRECT here' : `statx reports an O_DIRECT alignment of ${alignment.memory}/${alignment.offset}`;
         throw new BlockBackendError('open', path, 0, 0, `cannot use the image O_DIRECT: ${why}; open it without direct`);
       }
     }
-    const closeAll = async (): Promise<void> => {
-      await fh.close().catch(() => undefined);
-      if (direct !== fh) await direct.close().catch(() => undefined);
-    };
     try {
       const st = await fh.stat();
       if (!st.isFile() && !st.isBlockDevice()) {
@@ -245,8 +252,12 @@ export class FileBackend implements BlockBackend {
     }
   }
 
+  private closedError(op: BlockBackendError['op'], pos: number, len: number): BlockBackendError {
+    return new BlockBackendError(op, this.path, pos, len, 'the image is closed');
+  }
+
   private checkOpen(op: BlockBackendError['op'], pos: number, len: number): void {
-    if (this.closed) throw new BlockBackendError(op, this.path, pos, len, 'the image is closed');
+    if (this.closed) throw this.closedError(op, pos, len);
   }
 
   /** The descriptor for a transfer: the O_DIRECT one when the transfer suits it. */
@@ -258,12 +269,12 @@ export class FileBackend implements BlockBackend {
 
   /** startRead as a promise (tests, tools). */
   read(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
-    return new Promise((resolve, reject) => this.startRead(pos, buffers, (e) => (e ? reject(e) : resolve())));
+    return promised((done) => this.startRead(pos, buffers, done));
   }
 
-  startRead(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
+  startRead(pos: number, buffers: readonly Uint8Array[], done: TransferDone): void {
     const want = total(buffers);
-    if (this.closed) return done(new BlockBackendError('read', this.path, pos, want, 'the image is closed'));
+    if (this.closed) return done(this.closedError('read', pos, want));
     if (want === 0) return done(undefined);
     this.transferFrom('read', this.handleFor(pos, buffers), pos, buffers, want, 0, done);
   }
@@ -283,12 +294,12 @@ export class FileBackend implements BlockBackend {
 
   /** startWrite as a promise (WRITE_ZEROES' chunks, tools). */
   write(pos: number, buffers: readonly Uint8Array[]): Promise<void> {
-    return new Promise((resolve, reject) => this.startWrite(pos, buffers, (e) => (e ? reject(e) : resolve())));
+    return promised((done) => this.startWrite(pos, buffers, done));
   }
 
-  startWrite(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
+  startWrite(pos: number, buffers: readonly Uint8Array[], done: TransferDone): void {
     const want = total(buffers);
-    if (this.closed) return done(new BlockBackendError('write', this.path, pos, want, 'the image is closed'));
+    if (this.closed) return done(this.closedError('write', pos, want));
     if (this.readOnly) return done(new BlockBackendError('write', this.path, pos, want, 'the image is open read-only'));
     // A request with no data writes nothing (transferFrom would take pwritev's 0 for no progress).
     if (want === 0) return done(undefined);
@@ -299,7 +310,7 @@ export class FileBackend implements BlockBackend {
    * preadv / pwritev (fs.readv / fs.writev: libuv's threadpool, one callback, no promise) of
    * `buffers` from byte `from` on, again after a short transfer, until all `want` bytes moved.
    */
-  private transferFrom(op: 'read' | 'write', fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: (err: BlockBackendError | undefined) => void): void {
+  private transferFrom(op: 'read' | 'write', fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: TransferDone): void {
     const fail = (message: string, cause?: unknown): void => done(new BlockBackendError(op, this.path, pos, want, message, cause));
     const call = op === 'read' ? readv : writev;
     try {
@@ -338,9 +349,9 @@ export class FileBackend implements BlockBackend {
     if (this.readOnly) throw new BlockBackendError('write-zeroes', this.path, pos, length, 'the image is open read-only');
     const z = zeroes();
     for (let at = 0; at < length; at += ZERO_CHUNK) {
-      const chunk = [z.subarray(0, Math.min(ZERO_CHUNK, length - at))];
+      const n = Math.min(ZERO_CHUNK, length - at);
       // Our zero buffer has no O_DIRECT alignment: buffered (see the header comment).
-      await new Promise<void>((resolve, reject) => this.transferFrom('write', this.bufferedFh, pos + at, chunk, chunk[0]?.byteLength ?? 0, 0, (e) => (e ? reject(e) : resolve())));
+      await promised((done) => this.transferFrom('write', this.bufferedFh, pos + at, [z.subarray(0, n)], n, 0, done));
     }
   }
 

@@ -14,9 +14,9 @@
 // turn (setImmediate), so a batch of completions costs one needsNotification and at most one
 // interrupt.
 //
-// Reset. reset() forgets the activation: a completion from an earlier one writes no status, touches no ring and raises no interrupt. Data moves straight
-// between the image and the guest's buffers (zero copy, both ways), and a transfer handed to the
-// threadpool cannot be cancelled; quiesce() therefore resolves only when no backend work is in
+// Reset. reset() forgets the activation: a completion from an earlier one writes no status,
+// touches no ring and raises no interrupt. Data moves straight between the image and the guest's
+// buffers (zero copy, both ways), and a transfer handed to the threadpool cannot be cancelled; quiesce() therefore resolves only when no backend work is in
 // flight, and the transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so
 // the driver cannot reuse those pages while a read may still land in them (virtio 1.2 §2.4).
 import { createHash } from 'node:crypto';
