@@ -12,7 +12,7 @@
 // view of the project is read-only; inside the bed the JSON travels back as one `BLK-JSON {...}`
 // console line). --native runs it here whatever the host.
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +22,7 @@ import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
+import { mountExt4Loop } from '../test/helpers/ext4-loop.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
@@ -190,13 +191,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
  */
 function scratchDir(dir: string, fs: 'tmp' | 'ext4', mib: number): { path: string; unmount: () => void } {
   if (fs === 'tmp') return { path: dir, unmount: () => undefined };
-  const image = join(dir, 'ext4.img');
-  const mnt = join(dir, 'ext4');
-  execFileSync('truncate', ['-s', `${mib + 64}M`, image]);
-  execFileSync('mkfs.ext4', ['-q', '-F', image]);
-  mkdirSync(mnt);
-  execFileSync('mount', ['-o', 'loop', image, mnt]);
-  return { path: mnt, unmount: () => execFileSync('umount', [mnt]) };
+  return mountExt4Loop(dir, mib + 64);
 }
 
 /** A raw image of `mib` MiB whose every page is written (so tmpfs or a sparse file allocates it
@@ -403,7 +398,7 @@ async function measure(opts: Options): Promise<Session> {
         const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
         const guest = parseGuestOutput(b.stdout);
         const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}), ...(b.kvm.length === guest.results.length ? { kvm: b.kvm } : {}) };
-        if (v.cmd === tsvmm.cmd) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
+        if (isTsvmmVariant(v.name)) run.tsvmmDelta = subtractStats(parseTsvmmStats(b.stderr), baseline);
         runs.push(run);
         say(`round ${round + 1}/${opts.rounds} ${v.name}: ${(b.wallMs / 1000).toFixed(1)} s; ${guest.results.map((r) => `${r.test}:${r.qd} ${r.test.startsWith('seq') ? `${r.mibps.toFixed(1)} MiB/s` : `${r.iops.toFixed(0)} IOPS`}`).join(', ')}`);
       }

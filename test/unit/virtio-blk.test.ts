@@ -1,12 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
 import { directIoAlignment } from '../../src/vmm/file-io.js';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { LoopDeviceUnavailable, mountExt4Loop, supportsODirect, type Ext4Loop } from '../helpers/ext4-loop.js';
 import { SplitQueue } from '../../src/devices/virtio/queue.js';
 import { VIRTQ_DESC_F_INDIRECT } from '../../src/devices/virtio/chain.js';
 import type { ActivateContext } from '../../src/devices/virtio/device.js';
@@ -674,20 +675,9 @@ test('FileBackend: a read past the end of an image that shrank fails naming it; 
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Whether this temp directory's file system takes O_DIRECT (ext4 does; tmpfs before Linux 6.6 not). */
-function directSupported(path: string): boolean {
-  try {
-    closeSync(openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECT));
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
-    throw e;
-  }
-}
-
 test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones and WRITE_ZEROES go buffered, coherently', async () => {
   const { path, data } = image(64);
-  if (!directSupported(path)) {
+  if (!supportsODirect(path)) {
     // The clear refusal is the behaviour to check here; the transfers need a file system with O_DIRECT.
     const refused = await FileBackend.open(path, false, { direct: true }).then(() => undefined, (e: unknown) => e);
     assert.instance(refused, BlockBackendError);
@@ -786,26 +776,18 @@ test('direct mode on a disk with 4 KiB sectors: the block size the driver sees i
     console.log(`  (skipped the 4 KiB-sector direct test: ${why})`);
     return;
   }
-  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
   const work = mkdtempSync(join(tmpdir(), 'tsvmm-4kn-'));
-  const backing = join(work, 'fs.img');
-  const mnt = join(work, 'mnt');
-  writeFileSync(backing, '');
-  truncateSync(backing, 64 << 20);
-  const loop = spawnSync('losetup', ['--find', '--show', '--sector-size', '4096', backing], { encoding: 'utf8', env });
-  if (loop.status !== 0) {
+  let fs: Ext4Loop;
+  try {
+    fs = mountExt4Loop(work, 64, 4096);
+  } catch (e) {
     rmSync(work, { recursive: true, force: true });
-    console.log(`  (skipped the 4 KiB-sector direct test: losetup: ${loop.stderr.trim()})`);
+    if (!(e instanceof LoopDeviceUnavailable)) throw e;
+    console.log(`  (skipped the 4 KiB-sector direct test: ${e.message})`);
     return;
   }
-  const dev = loop.stdout.trim();
-  let mounted = false;
   try {
-    execFileSync('mkfs.ext4', ['-q', '-F', dev], { env });
-    mkdirSync(mnt);
-    execFileSync('mount', [dev, mnt], { env });
-    mounted = true;
-    const path = join(mnt, 'disk.img');
+    const path = join(fs.path, 'disk.img');
     const data = new Uint8Array(64 * 1024);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
     writeFileSync(path, data);
@@ -832,15 +814,14 @@ test('direct mode on a disk with 4 KiB sectors: the block size the driver sees i
       await be.close();
     }
   } finally {
-    if (mounted) execFileSync('umount', [mnt], { env });
-    spawnSync('losetup', ['-d', dev], { env });
+    fs.unmount();
     rmSync(work, { recursive: true, force: true });
   }
 });
 
 test('direct mode: the O_DIRECT alignment comes from statx where the file system reports it', async () => {
   const { path } = image(16);
-  if (!directSupported(path)) return; // covered by the refusal check in the direct-mode test
+  if (!supportsODirect(path)) return; // covered by the refusal check in the direct-mode test
   const be = await FileBackend.open(path, false, { direct: true });
   const fd = openSync(path, 'r');
   try {

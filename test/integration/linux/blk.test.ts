@@ -3,11 +3,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestKernel } from '../../helpers/guest-kernel.js';
+import { mountExt4Loop, supportsODirect } from '../../helpers/ext4-loop.js';
 import { whereLabel } from '../../helpers/where.js';
 import { runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js';
 
@@ -21,26 +22,16 @@ const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
  */
 function directDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-direct-'));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
   const probe = join(dir, 'probe');
   writeFileSync(probe, '');
-  try {
-    closeSync(openSync(probe, fsConstants.O_RDONLY | fsConstants.O_DIRECT));
-    return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-  }
-  const fsImage = join(dir, 'ext4.img');
-  const mnt = join(dir, 'mnt');
-  const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
-  execFileSync('truncate', ['-s', '64M', fsImage]);
-  execFileSync('mkfs.ext4', ['-q', '-F', fsImage], { env });
-  mkdirSync(mnt);
-  execFileSync('mount', ['-o', 'loop', fsImage, mnt], { env });
+  if (supportsODirect(probe)) return { dir, cleanup: remove };
+  const fs = mountExt4Loop(dir, 64);
   return {
-    dir: mnt,
+    dir: fs.path,
     cleanup: () => {
-      execFileSync('umount', [mnt], { env });
-      rmSync(dir, { recursive: true, force: true });
+      fs.unmount();
+      remove();
     },
   };
 }

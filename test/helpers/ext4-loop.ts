@@ -1,0 +1,66 @@
+// An ext4 file system on a loop device over a file, mounted: where a test or benchmark needs
+// O_DIRECT and the temp directory cannot give it (the test bed's tmpfs on Linux 6.1), or needs a
+// disk with another sector size. Needs root (losetup, mount).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** losetup could not give a loop device (none in this container, no loop module, not root). */
+export class LoopDeviceUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LoopDeviceUnavailable';
+  }
+}
+
+export interface Ext4Loop {
+  /** Where the file system is mounted. */
+  path: string;
+  /** Unmounts it and detaches the loop device (the backing file stays in `dir`). */
+  unmount(): void;
+}
+
+/** mkfs.ext4 and mount live in /usr/sbin, which a non-login PATH may lack. */
+const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+
+/**
+ * Makes `dir`/ext4.img of `mib` MiB, attaches it to a loop device (with `sectorSize`-byte logical
+ * sectors, default 512), makes ext4 on it and mounts it at `dir`/ext4.
+ * Throws LoopDeviceUnavailable when losetup fails, and whatever else fails as it is.
+ */
+export function mountExt4Loop(dir: string, mib: number, sectorSize = 512): Ext4Loop {
+  const image = join(dir, 'ext4.img');
+  const mnt = join(dir, 'ext4');
+  writeFileSync(image, '');
+  truncateSync(image, mib << 20);
+  const loop = spawnSync('losetup', ['--find', '--show', '--sector-size', String(sectorSize), image], { encoding: 'utf8', env });
+  if (loop.status !== 0) throw new LoopDeviceUnavailable(`losetup: ${(loop.stderr || loop.error?.message || `exit ${loop.status}`).trim()}`);
+  const dev = loop.stdout.trim();
+  const detach = (): void => void spawnSync('losetup', ['-d', dev], { env });
+  try {
+    execFileSync('mkfs.ext4', ['-q', '-F', dev], { env });
+    mkdirSync(mnt);
+    execFileSync('mount', [dev, mnt], { env });
+  } catch (e) {
+    detach();
+    throw e;
+  }
+  return {
+    path: mnt,
+    unmount: () => {
+      execFileSync('umount', [mnt], { env });
+      detach();
+    },
+  };
+}
+
+/** Whether the file system holding `path` (an existing file) takes O_DIRECT (tmpfs before Linux 6.6 does not). */
+export function supportsODirect(path: string): boolean {
+  try {
+    closeSync(openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECT));
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
+    throw e;
+  }
+}
