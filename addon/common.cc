@@ -63,6 +63,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsvmm::InitVcpu(env, exports);
   tsvmm::InitEventFd(env, exports);
   tsvmm::InitFileIo(env, exports);
+  tsvmm::InitIoRing(env, exports);
   tsvmm::InitVcpuThread(env, exports);
   return exports;
 }

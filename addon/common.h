@@ -103,6 +103,7 @@ void InitVcpu(Napi::Env env, Napi::Object exports);
 void InitEventFd(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
 void InitFileIo(Napi::Env env, Napi::Object exports);
+void InitIoRing(Napi::Env env, Napi::Object exports);
 
 // ioctl(2), again while a signal interrupted it. For configuration ioctls, not KVM_RUN (which has
 // its own loop in vcpu.cc): they fail with EINTR before doing anything, so EINTR means "not

@@ -5,7 +5,7 @@
 // what tsvmm's main thread and helper threads add to every request in a VM; the guest's side
 // (exits, interrupt handling) is not in it. Used to find and cut the device path's own cost.
 //
-//   node dist/bench/blk-device.js [--seconds 3] [--file F] [--size-mib 64] [--only NAME] [--direct] [--json out.json]
+//   node dist/bench/blk-device.js [--seconds 3] [--file F] [--size-mib 64] [--only NAME] [--direct] [--aio io_uring|threads] [--json out.json]
 //
 // --direct opens the image O_DIRECT (--disk PATH:direct) over page-aligned guest memory (an addon
 // mapping, as a VM's RAM is): every read then goes through the threadpool (startRead).
@@ -16,11 +16,18 @@ import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { VirtioBlock } from '../src/devices/virtio/block/device.js';
+import type { IoEngine } from '../src/devices/virtio/block/backend.js';
 import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/devices/virtio/block/request.js';
 import { GuestMemory } from '../src/vmm/guest-memory.js';
 import { HostMapping } from '../src/vmm/mapping.js';
 import { clockTicks, cpuBetween, threadTimes } from '../src/bench/blk/threads.js';
 import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
+
+/** --aio: the backend's engine (default: the backend's own choice). */
+function engineArg(v: string | undefined): IoEngine | undefined {
+  if (v === undefined || v === 'io_uring' || v === 'threads') return v;
+  throw new Error(`--aio ${v}: io_uring or threads`);
+}
 
 const VIRTIO_F_VERSION_1 = 1n << 32n;
 const VIRTIO_F_EVENT_IDX = 1n << 29n;
@@ -52,10 +59,10 @@ interface Result {
   gcMsPerThousand: number;
 }
 
-async function run(file: string, sizeBytes: number, w: Workload, seconds: number, direct: boolean): Promise<Result> {
+async function run(file: string, sizeBytes: number, w: Workload, seconds: number, direct: boolean, engine: IoEngine | undefined): Promise<Result> {
   const ram = direct ? HostMapping.allocate(8 << 20) : undefined;
   const memory = ram ? new GuestMemory([{ guestPhysAddr: 0, bytes: ram.bytes() }]) : GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 8 << 20 }]);
-  const device = await VirtioBlock.open({ path: file, direct });
+  const device = await VirtioBlock.open({ path: file, direct, ...(engine ? { engine } : {}) });
   const driver = new VirtioTestDriver(device, memory);
   const features = driver.init(VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX, { size: 256, bufferSpace: 4 << 20 });
   const eventIdx = (features & VIRTIO_F_EVENT_IDX) !== 0n;
@@ -133,6 +140,7 @@ async function main(): Promise<void> {
       json: { type: 'string' },
       only: { type: 'string' },
       direct: { type: 'boolean' },
+      aio: { type: 'string' },
     },
   });
   const seconds = Number(values.seconds);
@@ -144,7 +152,7 @@ async function main(): Promise<void> {
     const results: Result[] = [];
     for (const w of WORKLOADS) {
       if (values.only && !w.name.includes(values.only)) continue;
-      const r = await run(file, sizeBytes, w, seconds, values.direct ?? false);
+      const r = await run(file, sizeBytes, w, seconds, values.direct ?? false, engineArg(values.aio));
       results.push(r);
       process.stdout.write(
         `${r.workload.padEnd(18)} ${r.requests.toString().padStart(8)} req  ${r.usPerRequest.toFixed(1).padStart(7)} µs/req  ` +

@@ -34,7 +34,7 @@ const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_WARMUP_S = 10;
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
-       [--tests LIST] [--tsvmm-cache LIST] [--qemu-cache LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--tests LIST] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -49,6 +49,11 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --tsvmm-cache LIST tsvmm's scratch-disk modes, comma-separated (default writeback): writeback
                     (the host's page cache; variant 'tsvmm') and direct (--disk PATH:direct,
                     O_DIRECT; variant 'tsvmm-direct', the like of QEMU's cache=none)
+  --tsvmm-aio LIST  tsvmm's I/O engines, comma-separated (default threads): threads (libuv's
+                    threadpool) and io_uring (:aio=io_uring; variants named with '-io_uring'),
+                    each with every --tsvmm-cache mode
+  --qemu-aio LIST   QEMU -drive aio= engines, comma-separated (default threads, the issue's peer):
+                    threads and io_uring (variants named with '-io_uring')
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
                     'none' needs O_DIRECT, which tmpfs refuses: use it with --scratch-fs ext4)
   --scratch-fs FS   where the scratch image lives: tmp (a file in the temp directory) or ext4
@@ -72,6 +77,8 @@ interface Options {
   tests: string[];
   qemuCaches: string[];
   tsvmmCaches: ('writeback' | 'direct')[];
+  tsvmmAios: ('io_uring' | 'threads')[];
+  qemuAios: ('io_uring' | 'threads')[];
   scratchFs: 'tmp' | 'ext4';
   kernel: string;
   initrd: string;
@@ -116,6 +123,8 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       tests: { type: 'string' },
       'qemu-cache': { type: 'string' },
       'tsvmm-cache': { type: 'string' },
+      'tsvmm-aio': { type: 'string' },
+      'qemu-aio': { type: 'string' },
       'scratch-fs': { type: 'string' },
       kernel: { type: 'string' },
       initrd: { type: 'string' },
@@ -138,6 +147,14 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const tsvmmCaches = (values['tsvmm-cache'] ?? 'writeback').split(',').filter(Boolean);
   const isTsvmmCache = (c: string): c is 'writeback' | 'direct' => c === 'writeback' || c === 'direct';
   if (tsvmmCaches.length === 0 || !tsvmmCaches.every(isTsvmmCache)) throw new Error(`--tsvmm-cache: '${values['tsvmm-cache']}' is not a list of writeback and direct`);
+  const aioList = (flag: 'tsvmm-aio' | 'qemu-aio', fallback: string): ('io_uring' | 'threads')[] => {
+    const list = (values[flag] ?? fallback).split(',').filter(Boolean);
+    const isAio = (a: string): a is 'io_uring' | 'threads' => a === 'io_uring' || a === 'threads';
+    if (list.length === 0 || !list.every(isAio)) throw new Error(`--${flag}: '${values[flag]}' is not a list of io_uring and threads`);
+    return list;
+  };
+  const tsvmmAios = aioList('tsvmm-aio', 'threads');
+  const qemuAios = aioList('qemu-aio', 'threads');
   const scratchFsGiven = values['scratch-fs'];
   if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
   // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
@@ -162,6 +179,8 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     tests,
     qemuCaches,
     tsvmmCaches,
+    tsvmmAios,
+    qemuAios,
     scratchFs,
     kernel,
     initrd,
@@ -179,7 +198,8 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
     '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
-    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
+    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','),
+    '--tsvmm-aio', tsvmmAios.join(','), '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
   return { opts, testbed, forward };
@@ -303,24 +323,27 @@ interface Variant {
 }
 
 function variants(opts: Options, scratch: string): Variant[] {
-  const tsvmm = (cache: 'writeback' | 'direct'): Variant => ({
-    name: cache === 'writeback' ? 'tsvmm' : 'tsvmm-direct',
+  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads'): Variant => ({
+    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}`,
     cmd: process.execPath,
     args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
-      '--disk', cache === 'direct' ? `${scratch}:direct` : scratch, '--disk', `${opts.tools}:ro`, '--stats'],
+      '--disk', `${scratch}${cache === 'direct' ? ':direct' : ''}:aio=${aio}`, '--disk', `${opts.tools}:ro`, '--stats'],
   });
   // The QEMU line of bench/boot.ts plus two virtio-blk-device disks on the microvm's virtio-mmio
   // transports (which QEMU announces on the kernel command line itself); aio=threads is QEMU's
-  // thread-pool backend, the counterpart of tsvmm's libuv threadpool.
-  const qemu = (cache: string): Variant => ({
-    name: `qemu-${cache}`,
+  // thread-pool backend, the counterpart of tsvmm's default aio=threads; aio=io_uring that of tsvmm's aio=io_uring.
+  const qemu = (cache: string, aio: 'io_uring' | 'threads'): Variant => ({
+    name: `qemu-${cache}${aio === 'io_uring' ? '-io_uring' : ''}`,
     cmd: 'qemu-system-x86_64',
     args: ['-name', 'blkbench,debug-threads=on', '-enable-kvm', '-M', 'microvm,acpi=off', '-cpu', 'host', '-m', String(MEMORY_MIB), '-smp', '1', '-nodefaults', '-no-user-config', '-nographic',
       '-serial', 'stdio', '-no-reboot', '-device', 'i8042', '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', CMDLINE,
-      '-drive', `file=${scratch},if=none,id=scratch,format=raw,cache=${cache},aio=threads`, '-device', 'virtio-blk-device,drive=scratch',
+      '-drive', `file=${scratch},if=none,id=scratch,format=raw,cache=${cache},aio=${aio}`, '-device', 'virtio-blk-device,drive=scratch',
       '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
   });
-  return [...opts.tsvmmCaches.map(tsvmm), ...opts.qemuCaches.map(qemu)];
+  return [
+    ...opts.tsvmmAios.flatMap((aio) => opts.tsvmmCaches.map((cache) => tsvmm(cache, aio))),
+    ...opts.qemuAios.flatMap((aio) => opts.qemuCaches.map((cache) => qemu(cache, aio))),
+  ];
 }
 
 /** Why a boot's figures cannot be used, or undefined when they can. */
@@ -522,7 +545,7 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
       const r = await runInTestBed({
         command,
         cwd: packageRoot(),
-        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length + opts.tsvmmCaches.length)) + 120) * 1000,
+        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length * opts.qemuAios.length + opts.tsvmmCaches.length * opts.tsvmmAios.length)) + 120) * 1000,
         bed,
         cpus: opts.bedCpus,
         // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.

@@ -2,12 +2,15 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CMDLINE } from '../machine/config.js';
 import { UsageError } from './errors.js';
+import type { IoEngine } from '../devices/virtio/block/index.js';
 
 export interface DiskSpec {
   path: string;
   readOnly: boolean;
   /** O_DIRECT: the host's page cache is bypassed (QEMU's cache=none). */
   direct: boolean;
+  /** aio=io_uring / aio=threads; absent: the backend's default (threads). */
+  engine?: IoEngine;
 }
 
 export interface BootArgs {
@@ -22,19 +25,21 @@ export interface BootArgs {
   help: boolean;
 }
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct]] [--initrd FILE] [--disk PATH[:ro][:direct]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw);
-ROOTFS:ro mounts it read-only (root=/dev/vda ro), ROOTFS:direct opens it O_DIRECT, as for --disk.
+ROOTFS:ro mounts it read-only (root=/dev/vda ro); :direct and :aio=E work as for --disk.
 The VM ends when the guest resets or powers off (exit status 0), on a VMM or KVM failure (1), or
 on Ctrl-C / SIGTERM (130 / 143). SIGUSR2 prints where the VM is (each vCPU's registers, the UART
 and every virtio queue) without stopping it. Build a guest kernel and initramfs with \`npm run kernel\`.
 
   --initrd FILE    initramfs to load (placed at the top of low RAM)
-  --disk PATH[:ro][:direct]
+  --disk PATH[:ro][:direct][:aio=E]
                    a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only,
-                   :direct to open it O_DIRECT, past the host's page cache (QEMU's cache=none)
+                   :direct to open it O_DIRECT, past the host's page cache (QEMU's cache=none),
+                   :aio=threads (the default, libuv's threadpool) or :aio=io_uring (the disk's
+                   own io_uring) for how its I/O reaches the host kernel (QEMU's aio=)
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    console=ttyS0 is added unless S names a console
   --cpus N         vCPUs (default 1, at most 32)
@@ -53,9 +58,9 @@ export function effectiveCmdline(cmdline: string | undefined): string {
   return /(^|\s)console=/.test(base) ? base : `${base} console=ttyS0`.trim();
 }
 
-const DISK_FLAGS = ['ro', 'direct'] as const;
+const DISK_FLAGS = ['ro', 'direct', 'aio=io_uring', 'aio=threads'] as const;
 
-/** PATH, then any of :ro and :direct (each at most once, in any order). */
+/** PATH, then any of :ro, :direct and one :aio=io_uring or :aio=threads (each at most once, in any order). */
 export function parseDisk(spec: string): DiskSpec {
   let path = spec;
   const flags = new Set<string>();
@@ -63,11 +68,17 @@ export function parseDisk(spec: string): DiskSpec {
     const flag = DISK_FLAGS.find((f) => path.endsWith(`:${f}`));
     if (!flag) break;
     if (flags.has(flag)) throw new UsageError(`disk '${spec}': :${flag} given twice`, BOOT_USAGE);
+    if (flag.startsWith('aio=') && [...flags].some((f) => f.startsWith('aio='))) {
+      throw new UsageError(`disk '${spec}': more than one :aio=`, BOOT_USAGE);
+    }
     flags.add(flag);
     path = path.slice(0, -(flag.length + 1));
   }
   if (path === '') throw new UsageError(`a disk needs a path, got '${spec}'`, BOOT_USAGE);
-  return { path, readOnly: flags.has('ro'), direct: flags.has('direct') };
+  const aio = /:aio=([^:/]*)$/.exec(path);
+  if (aio) throw new UsageError(`disk '${spec}': aio=${aio[1]} is not an engine; io_uring or threads`, BOOT_USAGE);
+  const engine: IoEngine | undefined = flags.has('aio=io_uring') ? 'io_uring' : flags.has('aio=threads') ? 'threads' : undefined;
+  return { path, readOnly: flags.has('ro'), direct: flags.has('direct'), ...(engine ? { engine } : {}) };
 }
 
 export function parseBootArgs(argv: string[]): BootArgs {

@@ -35,6 +35,13 @@ export interface NativeFdWatcher {
   close(): void;
 }
 
+export interface NativeIoRing {
+  readv(fd: number, buffers: readonly Uint8Array[], position: number, tag: number): void;
+  writev(fd: number, buffers: readonly Uint8Array[], position: number, tag: number): void;
+  fdatasync(fd: number, tag: number): void;
+  close(): void;
+}
+
 export interface NativeVcpuThread {
   stop(): void;
 }
@@ -63,6 +70,10 @@ export interface NativeAddon {
   FdWatcher: new (fd: number, onSignal: (err?: Error, count?: number) => void) => NativeFdWatcher;
   preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
   dioAlignment(fd: number): { memory: number; offset: number } | null;
+  /** null when an IoRing can be made on this host and build, else why not. */
+  ioRingSupport(): string | null;
+  /** Absent when the addon was built without liburing. */
+  IoRing?: new (entries: number, completions: Int32Array, onComplete: (err?: Error, count?: number) => void) => NativeIoRing;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
 

@@ -27,7 +27,7 @@ test('console=ttyS0 is added only when no console is named', () => {
 });
 
 test('bad boot command lines are UsageErrors with the boot usage', () => {
-  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'a', 'b'], ['k', '--disk', ':ro'], ['k', '--disk', 'a:ro:ro'], ['k', '--disk', ':direct:ro']]) {
+  for (const argv of [[], ['k', '--cpus', 'two'], ['k', '--bogus'], ['k', 'a', 'b'], ['k', '--disk', ':ro'], ['k', '--disk', 'a:ro:ro'], ['k', '--disk', ':direct:ro'], ['k', '--disk', 'a:aio=native'], ['k', '--disk', 'a:aio=threads:aio=io_uring'], ['k', '--disk', 'a:aio=threads:aio=threads']]) {
     assert.throws(() => parseBootArgs(argv), (e: unknown) => e instanceof UsageError && /tsvmm boot KERNEL/.test(e.usage ?? ''), argv.join(' '));
   }
 });
@@ -46,7 +46,11 @@ test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes o
   assert.equal(ro.disks, [{ path: 'root.ext4', readOnly: true, direct: true }], 'ROOTFS takes the same flags');
   assert.match(ro.cmdline, / root=\/dev\/vda ro$/, 'a read-only root is mounted ro');
   assert.not.match(parseBootArgs(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']).cmdline, /vda/, 'a root= given stays');
-  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false, direct: false }]);
+  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false, direct: false }], 'no :aio=, no engine: the backend chooses');
+  assert.equal(parseBootArgs(['k', 'r:aio=threads:ro', '--disk', 'x:direct:aio=io_uring']).disks, [
+    { path: 'r', readOnly: true, direct: false, engine: 'threads' },
+    { path: 'x', readOnly: false, direct: true, engine: 'io_uring' },
+  ]);
   assert.not.match(parseBootArgs(['k', '--disk', 'x']).cmdline, /root=/, 'no ROOTFS, no root=');
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
 import { directIoAlignment } from '../../src/vmm/file-io.js';
+import { ioRingUnsupported } from '../../src/vmm/io-ring.js';
 import { spawnSync } from 'node:child_process';
 import { LoopDeviceUnavailable, mountExt4Loop, supportsODirect, type Ext4Loop } from '../helpers/ext4-loop.js';
 import { SplitQueue } from '../../src/devices/virtio/queue.js';
@@ -39,6 +40,7 @@ import {
   defaultSerial,
   serialBytes,
   type BlockBackend,
+  type IoEngine,
 } from '../../src/devices/virtio/block/index.js';
 
 const SECTOR = 512;
@@ -56,6 +58,25 @@ function image(sectors: number, extra = 0): { path: string; data: Uint8Array } {
 
 function fileBytes(path: string): Uint8Array {
   return new Uint8Array(readFileSync(path));
+}
+
+/** Registers a test for each I/O engine of FileBackend ('[io_uring] name', '[threads] name'); where
+ * io_uring is not available its test says why by name and checks that opening with it fails. */
+function forEachEngine(name: string, body: (engine: IoEngine) => Promise<void>): void {
+  for (const engine of ['io_uring', 'threads'] as const) {
+    test(`[${engine}] ${name}`, async () => {
+      const why = engine === 'io_uring' ? ioRingUnsupported() : undefined;
+      if (why !== undefined) {
+        console.log(`  (skipped [io_uring] ${name}: ${why})`);
+        const { path } = image(1);
+        const refused = await FileBackend.open(path, false, { engine }).then(() => undefined, (e: unknown) => e);
+        assert.instance(refused, BlockBackendError);
+        assert.match((refused as Error).message, /cannot use io_uring/);
+        return;
+      }
+      await body(engine);
+    });
+  }
 }
 
 interface Rig {
@@ -528,9 +549,9 @@ test('FileBackend.readNow: reads what is cached at once, never past the end, nev
   assert.is(be.readNow(0, [buf], 4096), false, 'after close');
 });
 
-test('FileBackend.startWrite: writes every buffer in order and calls back once; read-only and closed images fail with a BlockBackendError', async () => {
+forEachEngine('FileBackend.startWrite: writes every buffer in order and calls back once; read-only and closed images fail with a BlockBackendError', async (engine) => {
   const { path, data } = image(16);
-  const be = await FileBackend.open(path, false);
+  const be = await FileBackend.open(path, false, { engine });
   const parts = [Uint8Array.from({ length: 700 }, (_, i) => i & 0xff), Uint8Array.from({ length: 1348 }, (_, i) => 255 - (i & 0xff))];
   const calls: (BlockBackendError | undefined)[] = [];
   await new Promise<void>((res) => be.startWrite(1024, parts, (e) => (calls.push(e), res())));
@@ -548,7 +569,7 @@ test('FileBackend.startWrite: writes every buffer in order and calls back once; 
   assert.instance(closed, BlockBackendError);
   assert.match((closed as Error).message, /closed/);
 
-  const ro = await FileBackend.open(path, true);
+  const ro = await FileBackend.open(path, true, { engine });
   const refused = await new Promise<BlockBackendError | undefined>((res) => ro.startWrite(0, [new Uint8Array(512)], res));
   assert.instance(refused, BlockBackendError);
   assert.match((refused as Error).message, /read-only/);
@@ -657,9 +678,9 @@ test('FileBackend: opening a missing image is a BlockBackendError naming the pat
   }
 });
 
-test('FileBackend: a read past the end of an image that shrank fails naming it; a write of nothing is done', async () => {
+forEachEngine('FileBackend: a read past the end of an image that shrank fails naming it; a write of nothing is done', async (engine) => {
   const { path } = image(8);
-  const be = await FileBackend.open(path, false);
+  const be = await FileBackend.open(path, false, { engine });
   truncateSync(path, 1024);
   const buf = new Uint8Array(2048);
   try {
@@ -675,18 +696,19 @@ test('FileBackend: a read past the end of an image that shrank fails naming it; 
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones and WRITE_ZEROES go buffered, coherently', async () => {
+forEachEngine('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones and WRITE_ZEROES go buffered, coherently', async (engine) => {
   const { path, data } = image(64);
   if (!supportsODirect(path)) {
     // The clear refusal is the behaviour to check here; the transfers need a file system with O_DIRECT.
-    const refused = await FileBackend.open(path, false, { direct: true }).then(() => undefined, (e: unknown) => e);
+    const refused = await FileBackend.open(path, false, { direct: true, engine }).then(() => undefined, (e: unknown) => e);
     assert.instance(refused, BlockBackendError);
     assert.match((refused as Error).message, /does not support O_DIRECT/);
     console.log(`  (skipped the direct transfers: ${tmpdir()} refuses O_DIRECT)`);
     return;
   }
-  const be = await FileBackend.open(path, false, { direct: true });
+  const be = await FileBackend.open(path, false, { direct: true, engine });
   assert.ok(be.direct);
+  assert.is(be.engine, engine);
   // Page-aligned memory, as guest RAM is (an addon mapping), so O_DIRECT takes the transfers.
   const mem = HostMapping.allocate(1 << 16);
   const bytes = mem.bytes();
@@ -729,7 +751,7 @@ test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones
 
   // Through the device: the test driver's buffers are 8-byte aligned in ordinary memory, so this is
   // the fallback path end to end; the metrics show it.
-  const dev = await VirtioBlock.open({ path, direct: true });
+  const dev = await VirtioBlock.open({ path, direct: true, engine });
   const r = rig(dev);
   const w = await run(r, dev, [header(VIRTIO_BLK_T_OUT, 10), new Uint8Array(512).fill(0x5c)], [1]);
   assert.is(w.status, VIRTIO_BLK_S_OK);
@@ -739,6 +761,7 @@ test('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones
   assert.is(dev.metrics.cachedReads, 0);
   assert.ok((dev.metrics.bufferedFallbacks ?? 0) >= 1);
   assert.is(dev.metrics.directRefused, 0);
+  assert.is(dev.metrics.engine, engine);
   await dev.dispose();
 });
 

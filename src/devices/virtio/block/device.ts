@@ -37,7 +37,7 @@ import {
   serialBytes,
   type BlockGeometry,
 } from './config.js';
-import { FileBackend, type BlockBackend } from './backend.js';
+import { FileBackend, type BlockBackend, type IoEngine } from './backend.js';
 import {
   VIRTIO_BLK_S_IOERR,
   VIRTIO_BLK_S_OK,
@@ -78,6 +78,8 @@ export interface VirtioBlockOptions {
   readonly writeZeroes?: boolean;
   /** Open the image O_DIRECT: no host page cache (QEMU's cache=none; backend.ts). Default false. */
   readonly direct?: boolean;
+  /** How transfers reach the kernel (backend.ts): io_uring where available, else threads. */
+  readonly engine?: IoEngine;
 }
 
 /** Counters for `--stats`. Bytes count completed backend transfers. */
@@ -189,7 +191,10 @@ export class VirtioBlock implements VirtioDevice {
   /** Opens the image and builds the device. Throws BlockBackendError or VirtioBlockError. */
   static async open(options: VirtioBlockOptions): Promise<VirtioBlock> {
     const serial = VirtioBlock.checkSerial(options);
-    const backend = await FileBackend.open(options.path, options.readOnly ?? false, { direct: options.direct ?? false });
+    const backend = await FileBackend.open(options.path, options.readOnly ?? false, {
+      direct: options.direct ?? false,
+      ...(options.engine ? { engine: options.engine } : {}),
+    });
     return VirtioBlock.withBackend(backend, { ...options, serial });
   }
 
@@ -218,9 +223,14 @@ export class VirtioBlock implements VirtioDevice {
 
   /** A snapshot of the counters, plus requests in flight now and (direct mode) the backend's
    * requests that O_DIRECT could not take (FileBackend.bufferedFallbacks, directRefused). */
-  get metrics(): Readonly<BlockMetrics> & { inFlight: number; bufferedFallbacks?: number; directRefused?: number } {
-    const { direct, bufferedFallbacks, directRefused } = this.backend;
-    return { ...this.metricsData, inFlight: this.inFlightCount, ...(direct ? { bufferedFallbacks, directRefused } : {}) };
+  get metrics(): Readonly<BlockMetrics> & { inFlight: number; engine?: IoEngine; bufferedFallbacks?: number; directRefused?: number } {
+    const { direct, bufferedFallbacks, directRefused, engine } = this.backend;
+    return {
+      ...this.metricsData,
+      inFlight: this.inFlightCount,
+      ...(engine ? { engine } : {}),
+      ...(direct ? { bufferedFallbacks, directRefused } : {}),
+    };
   }
 
   /** Requests whose backend work has not finished (including those of an earlier activation). */

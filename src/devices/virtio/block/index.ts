@@ -1,5 +1,16 @@
 // virtio-blk (virtio 1.2 §5.2): the device, its config space, its requests and its file backend.
 export { VirtioBlock, VirtioBlockError, defaultSerial, type VirtioBlockOptions, type BlockMetrics } from './device.js';
-export { FileBackend, BlockBackendError, DIRECT_ALIGN, READ_NOW_MAX, ZERO_CHUNK, type BlockBackend, type FileBackendOptions, type TransferDone } from './backend.js';
+export {
+  FileBackend,
+  BlockBackendError,
+  DIRECT_ALIGN,
+  READ_NOW_MAX,
+  ZERO_CHUNK,
+  DEFAULT_IO_ENGINE,
+  type BlockBackend,
+  type FileBackendOptions,
+  type IoEngine,
+  type TransferDone,
+} from './backend.js';
 export * from './config.js';
 export * from './request.js';
