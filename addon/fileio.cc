@@ -5,9 +5,13 @@
 // ~1 µs against ~16 µs, bench/blk-io-path.ts and bench/blk-device.ts). Node's fs has no flags
 // argument for preadv2, hence this one call here.
 //
+// fallocateAsync: fallocate(2) on libuv's threadpool (a Napi::AsyncWorker), for virtio-blk's
+// DISCARD (FALLOC_FL_PUNCH_HOLE) and WRITE_ZEROES (FALLOC_FL_ZERO_RANGE). Node's fs has neither.
+//
 // dioAlignment: statx(2) with STATX_DIOALIGN (Linux 6.1), the alignment O_DIRECT needs of a file's
 // buffers and offsets. Node's fs.stat does not ask for it.
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 
@@ -71,10 +75,55 @@ Napi::Value DioAlignment(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fallocateAsync(fd, mode, offset, length, callback(err?)): fallocate(fd, mode, offset, length) on
+// the threadpool; the callback gets undefined or an errno error (EOPNOTSUPP: the file system does
+// not do that mode).
+class FallocateWorker : public Napi::AsyncWorker {
+ public:
+  FallocateWorker(Napi::Function callback, int fd, int mode, uint64_t offset, uint64_t length)
+      : Napi::AsyncWorker(callback, "tsvmm:fallocate"), fd_(fd), mode_(mode), offset_(offset), length_(length) {}
+
+  void Execute() override {
+    int r;
+    do {
+      r = fallocate(fd_, mode_, off_t(offset_), off_t(length_));
+    } while (r < 0 && errno == EINTR);
+    err_ = r < 0 ? errno : 0;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_ == 0) {
+      Callback().Call({env.Undefined()});
+    } else {
+      Callback().Call({ErrnoError(env, "fallocate", err_, "fd " + std::to_string(fd_) + " mode " + std::to_string(mode_) + " [" + std::to_string(offset_) + ", +" + std::to_string(length_) + ")").Value()});
+    }
+  }
+
+ private:
+  int fd_;
+  int mode_;
+  uint64_t offset_;
+  uint64_t length_;
+  int err_ = 0;
+};
+
+Napi::Value FallocateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int mode = int(ArgU64(info, 1, "mode", uint64_t(INT32_MAX)));
+  uint64_t offset = ArgU64(info, 2, "offset", uint64_t(INT64_MAX));
+  uint64_t length = ArgU64(info, 3, "length", uint64_t(INT64_MAX));
+  if (!info[4].IsFunction()) throw Napi::TypeError::New(env, "fallocateAsync needs a callback");
+  (new FallocateWorker(info[4].As<Napi::Function>(), fd, mode, offset, length))->Queue();  // deletes itself
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("preadNoWait", Napi::Function::New(env, PreadNoWait, "preadNoWait"));
+  exports.Set("fallocateAsync", Napi::Function::New(env, FallocateAsync, "fallocateAsync"));
   exports.Set("dioAlignment", Napi::Function::New(env, DioAlignment, "dioAlignment"));
 }
 

@@ -1,7 +1,7 @@
 // Non-blocking positional reads (preadv2 with RWF_NOWAIT, addon/fileio.cc): what the page cache
 // holds is copied at once, on the calling thread; nothing ever waits for a device or a lock.
 import { native as addon } from './native.js';
-import { native } from './errors.js';
+import { mapNativeError, native } from './errors.js';
 
 /** What a non-blocking read did: bytes read (all, or the cached prefix), or why it read nothing. */
 export type NoWaitRead = number | 'would-block' | 'unsupported';
@@ -32,4 +32,23 @@ export interface DirectIoAlignment {
  */
 export function directIoAlignment(fd: number): DirectIoAlignment | undefined {
   return native(() => addon().dioAlignment(fd)) ?? undefined;
+}
+
+/** fallocate(2) modes (linux/falloc.h). */
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+
+/**
+ * fallocate(fd, mode, offset, length) on libuv's threadpool (Node's fs has no fallocate). Rejects
+ * with a SyscallError; its code is EOPNOTSUPP where the file system does not do `mode`.
+ */
+export function fallocate(fd: number, mode: number, offset: number, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      addon().fallocateAsync(fd, mode, offset, length, (err?: Error) => (err ? reject(mapNativeError(err)) : resolve()));
+    } catch (e) {
+      reject(mapNativeError(e));
+    }
+  });
 }

@@ -69,6 +69,7 @@ export interface NativeAddon {
   /** Watches a non-blocking eventfd: drains it and calls onSignal(undefined, count) on the JS thread. */
   FdWatcher: new (fd: number, onSignal: (err?: Error, count?: number) => void) => NativeFdWatcher;
   preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
+  fallocateAsync(fd: number, mode: number, offset: number, length: number, callback: (err?: Error) => void): void;
   dioAlignment(fd: number): { memory: number; offset: number } | null;
   /** null when an IoRing can be made on this host and build, else why not. */
   ioRingSupport(): string | null;

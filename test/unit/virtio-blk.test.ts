@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
@@ -189,7 +189,7 @@ function openFds(): number {
 
 test('config space: capacity, seg_max, blk_size, write-zeroes limits at the §5.2.4 offsets; features', async () => {
   const { path } = image(100, 300); // a partial last sector is not part of the capacity
-  const dev = await VirtioBlock.open({ path });
+  const dev = await VirtioBlock.open({ path, discard: false });
   const v = new DataView(dev.config.buffer, dev.config.byteOffset, dev.config.byteLength);
   assert.is(dev.deviceId, 2);
   assert.equal(dev.queueMaxSizes, [256]);
@@ -351,7 +351,7 @@ test('read-only disk: OUT and WRITE_ZEROES get IOERR, the file is untouched; IN 
 
 test('unknown request types get UNSUPP; DISCARD without the feature gets UNSUPP', async () => {
   const { path } = image(8);
-  const dev = await VirtioBlock.open({ path });
+  const dev = await VirtioBlock.open({ path, discard: false });
   const r = rig(dev);
   for (const type of [2, 10, 14, 99, 0xffff_ffff]) {
     assert.is((await run(r, dev, [header(type, 0)], [64, 1])).status, VIRTIO_BLK_S_UNSUPP, `type ${type}`);
@@ -361,7 +361,7 @@ test('unknown request types get UNSUPP; DISCARD without the feature gets UNSUPP'
   await dev.dispose();
 });
 
-test('WRITE_ZEROES zeroes its segments; flags, limits and capacity are checked; DISCARD is a checked no-op', async () => {
+test('WRITE_ZEROES zeroes its segments; flags, limits and capacity are checked; DISCARD punches a hole where it can', async () => {
   const { path, data } = image(32);
   const dev = await VirtioBlock.open({ path, discard: true });
   const r = rig(dev);
@@ -379,9 +379,15 @@ test('WRITE_ZEROES zeroes its segments; flags, limits and capacity are checked; 
   assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0)]), VIRTIO_BLK_S_IOERR); // no segment
   const many = new Uint8Array(17 * 16); // 17 segments > max_write_zeroes_seg
   assert.is(await st([header(VIRTIO_BLK_T_WRITE_ZEROES, 0), many]), VIRTIO_BLK_S_IOERR);
-  assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 4)]), VIRTIO_BLK_S_OK);
   assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 4, 1)]), VIRTIO_BLK_S_UNSUPP); // unmap on discard
   assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(30, 4)]), VIRTIO_BLK_S_IOERR);
+  assert.equal(fileBytes(path), expected, 'refused requests change nothing');
+  assert.is(await st([header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 4)]), VIRTIO_BLK_S_OK);
+  // Where the file system punches holes the range now reads as zeroes; elsewhere DISCARD was
+  // offered (discard: true) but is a hint that changed nothing.
+  const probe = await FileBackend.open(path, false);
+  if (probe.canDiscard) expected.fill(0, 0, 4 * SECTOR);
+  await probe.close();
   assert.equal(fileBytes(path), expected);
   assert.is(dev.metrics.writeZeroes, 1);
   assert.is(dev.metrics.discards, 1);
@@ -692,6 +698,40 @@ forEachEngine('FileBackend: a read past the end of an image that shrank fails na
   }
   await be.write(0, []);
   await be.close();
+});
+
+test('DISCARD and WRITE_ZEROES use fallocate: a discard frees the blocks, zeroes read back; DISCARD is offered where holes can be punched', async () => {
+  // Two file systems where there are: the temp directory's, and tmpfs (/dev/shm: punches holes,
+  // has no FALLOC_FL_ZERO_RANGE, so WRITE_ZEROES writes zeroes there).
+  const dirs = [dir, ...(existsSync('/dev/shm') ? [mkdtempSync('/dev/shm/tsvmm-blk-')] : [])];
+  try {
+    for (const where of dirs) {
+      const path = join(where, 'sparse.img');
+      const data = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 7 + 1) & 0xff);
+      writeFileSync(path, data);
+      const be = await FileBackend.open(path, false);
+      const blocksBefore = statSync(path).blocks;
+      await be.writeZeroes(4096, 8192);
+      data.fill(0, 4096, 12288);
+      assert.equal(fileBytes(path), data, `${where}: zeroes`);
+      if (be.canDiscard) {
+        await be.discard(512 * 1024, 256 * 1024);
+        data.fill(0, 512 * 1024, 768 * 1024);
+        assert.equal(fileBytes(path), data, `${where}: the discarded range reads as zeroes`);
+        assert.ok(statSync(path).blocks <= blocksBefore - 256 * 2, `${where}: 256 KiB of blocks freed (${blocksBefore} -> ${statSync(path).blocks})`);
+      } else {
+        console.log(`  (${where} punches no holes: DISCARD is not offered there)`);
+      }
+      const dev = await VirtioBlock.withBackend(be);
+      assert.is(((dev.features >> BigInt(VIRTIO_BLK_F_DISCARD)) & 1n) === 1n, be.canDiscard, `${where}: DISCARD offered iff holes can be punched`);
+      await dev.dispose();
+      const ro = await FileBackend.open(path, true);
+      assert.not.ok(ro.canDiscard, 'a read-only image never discards');
+      await ro.close();
+    }
+  } finally {
+    for (const d of dirs.slice(1)) rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

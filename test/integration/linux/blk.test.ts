@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { guestKernel } from '../../helpers/guest-kernel.js';
 import { mountExt4Loop, supportsODirect } from '../../helpers/ext4-loop.js';
 import { whereLabel } from '../../helpers/where.js';
 import { ioRingUnsupported } from '../../../src/vmm/io-ring.js';
+import { FileBackend } from '../../../src/devices/virtio/block/backend.js';
 import { runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js';
 
 const test = suite(`virtio-blk [${whereLabel()}]`);
@@ -80,6 +81,30 @@ if (!kernel) {
       assert.is(r.code, 0);
     });
   }
+
+  test('DISCARD from the guest (blkdiscard) punches a hole in the image: zeroes there, blocks freed, the rest untouched', async () => {
+    const img = image(4 * 1024 * 1024);
+    const probe = await FileBackend.open(img.path, false);
+    const punches = probe.canDiscard;
+    await probe.close();
+    const blocksBefore = statSync(img.path).blocks;
+    const r = await shell([img.path], 'cat /sys/block/vda/queue/discard_max_bytes; blkdiscard -o 1048576 -l 1048576 /dev/vda; echo bd=$?');
+    assert.is(r.code, 0, tail(r));
+    if (!punches) {
+      // The host's file system punches no holes here: DISCARD is not offered, and the guest knows.
+      assert.match(r.stdout, /^0\r?$/m, `discard_max_bytes 0${tail(r)}`);
+      console.log(`  (${tmpdir()} punches no holes: checked that DISCARD is not offered)`);
+      return;
+    }
+    assert.match(r.stdout, /^33554432\r?$/m, `discard_max_bytes: 32 MiB${tail(r)}`);
+    assert.match(r.stdout, /bd=0/, tail(r));
+    const after = readFileSync(img.path);
+    assert.ok(after.subarray(1 << 20, 2 << 20).every((b) => b === 0), 'the discarded MiB reads as zeroes');
+    assert.is(Buffer.compare(after.subarray(0, 1 << 20), img.data.subarray(0, 1 << 20)), 0, 'before it, untouched');
+    assert.is(Buffer.compare(after.subarray(2 << 20), img.data.subarray(2 << 20)), 0, 'after it, untouched');
+    const blocksAfter = statSync(img.path).blocks;
+    assert.ok(blocksAfter <= blocksBefore - 2048, `1 MiB of blocks freed (${blocksBefore} -> ${blocksAfter} 512-byte blocks)`);
+  });
 
   test('a read-only disk refuses writes and the file stays as it was', async () => {
     const img = image(1024 * 1024);

@@ -47,18 +47,30 @@
 // cached pages it covers; a direct read writes back dirty ones first). `bufferedFallbacks`
 // counts those requests. FLUSH is fdatasync either way: O_DIRECT does not flush the drive's cache.
 //
-// DISCARD and WRITE_ZEROES. Node has no fallocate(2): no FALLOC_FL_PUNCH_HOLE or
-// FALLOC_FL_ZERO_RANGE. writeZeroes() therefore writes zeroes, in bounded chunks from one shared
-// zero buffer, which is exactly the command's contract (§5.2.6.2: later reads return zeroes).
-// discard() is a validated no-op: a discard is a hint the device may ignore (§5.2.6.2, "MAY
-// deallocate"), but since nothing is reclaimed the device does not offer VIRTIO_BLK_F_DISCARD
-// unless asked to (BlockGeometry.discard), so that fstrim in the guest does not report space
-// freed that was not.
+// DISCARD and WRITE_ZEROES go to fallocate(2) (addon, on the threadpool: Node's fs has none).
+// discard() punches a hole (FALLOC_FL_PUNCH_HOLE | KEEP_SIZE): the range reads as zeroes and its
+// blocks go back to the host's file system, as with QEMU's discard=unmap. Whether the file system
+// can is asked once at open, with a punch beyond the end of the image (which changes nothing):
+// canDiscard, and the device offers VIRTIO_BLK_F_DISCARD only then, so that fstrim in the guest
+// never reports space freed that was not. writeZeroes() is FALLOC_FL_ZERO_RANGE | KEEP_SIZE:
+// zeroes without writing them, the blocks stay allocated (the device says
+// write_zeroes_may_unmap = 0). Where the file system has no ZERO_RANGE (tmpfs), it writes zeroes,
+// in bounded chunks from one shared zero buffer, which is exactly the command's contract
+// (§5.2.6.2: later reads return zeroes).
 
 import { constants as fsConstants, readv, writev } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { getSystemErrorMap } from 'node:util';
-import { directIoAlignment, preadNoWait, type DirectIoAlignment, type NoWaitRead } from '../../../vmm/file-io.js';
+import {
+  directIoAlignment,
+  fallocate,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  preadNoWait,
+  type DirectIoAlignment,
+  type NoWaitRead,
+} from '../../../vmm/file-io.js';
 import { IoRing } from '../../../vmm/io-ring.js';
 
 /** One I/O failure of the backend, with the operation, the file and the range. */
@@ -128,6 +140,8 @@ export interface BlockBackend {
    * ones O_DIRECT was tried for first and refused. */
   readonly bufferedFallbacks?: number;
   readonly directRefused?: number;
+  /** True when discard() really deallocates (the device then offers VIRTIO_BLK_F_DISCARD). */
+  readonly canDiscard?: boolean;
   /** The I/O engine, where the backend has a choice of them. */
   readonly engine?: IoEngine;
   /** The logical block size to report to the driver (VIRTIO_BLK_F_BLK_SIZE); 512 when absent. */
@@ -195,11 +209,32 @@ function isEinval(e: unknown): boolean {
   return (e as NodeJS.ErrnoException | null)?.code === 'EINVAL';
 }
 
+/** fallocate's answer for a mode the file system does not do. */
+function isUnsupported(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'EOPNOTSUPP' || code === 'ENOTSUP' || code === 'ENOSYS';
+}
+
+/**
+ * Whether the file system under fd punches holes: a punch beyond the end of the image, which
+ * changes nothing there (KEEP_SIZE), answers EOPNOTSUPP where it cannot. Other failures: no.
+ */
+async function punchesHoles(fd: number, size: number): Promise<boolean> {
+  try {
+    await fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, size + 4096 - (size % 4096), 4096);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A raw image file. */
 export class FileBackend implements BlockBackend {
   private closed = false;
   /** Whether the file system does RWF_NOWAIT reads (until it says it does not). */
   private nowait = true;
+  /** Whether the file system does FALLOC_FL_ZERO_RANGE (until it says it does not). */
+  private zeroRange = true;
   /** Requests that went through the buffered descriptor in direct mode (see the header comment). */
   bufferedFallbacks = 0;
   /** ...of which O_DIRECT was tried first and refused (EINVAL): the alignment was not known. */
@@ -217,6 +252,8 @@ export class FileBackend implements BlockBackend {
     readonly alignment: DirectIoAlignment | undefined,
     /** The engine 'io_uring': this backend's ring. */
     private readonly ring: IoRing | undefined,
+    /** discard() punches holes (asked at open; see the header comment). */
+    readonly canDiscard: boolean,
   ) {}
 
   /** The I/O engine transfers and flushes use. */
@@ -294,7 +331,8 @@ export class FileBackend implements BlockBackend {
         // stat() reports 0 for a block device: take its size from the end.
         throw new BlockBackendError('open', path, 0, 0, 'block devices are not supported yet; use a raw image file');
       }
-      return new FileBackend(path, readOnly, st.size, direct, fh, alignment, ring);
+      const canDiscard = !readOnly && (await punchesHoles(fh.fd, st.size));
+      return new FileBackend(path, readOnly, st.size, direct, fh, alignment, ring, canDiscard);
     } catch (e) {
       await closeAllAndRing();
       if (e instanceof BlockBackendError) throw e;
@@ -411,6 +449,15 @@ export class FileBackend implements BlockBackend {
   async writeZeroes(pos: number, length: number): Promise<void> {
     this.checkOpen('write-zeroes', pos, length);
     if (this.readOnly) throw new BlockBackendError('write-zeroes', this.path, pos, length, 'the image is open read-only');
+    if (this.zeroRange) {
+      try {
+        await fallocate(this.bufferedFh.fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, pos, length);
+        return;
+      } catch (e) {
+        if (!isUnsupported(e)) throw new BlockBackendError('write-zeroes', this.path, pos, length, errnoText(e), e);
+        this.zeroRange = false; // write them instead, from now on
+      }
+    }
     const z = zeroes();
     for (let at = 0; at < length; at += ZERO_CHUNK) {
       const n = Math.min(ZERO_CHUNK, length - at);
@@ -420,9 +467,16 @@ export class FileBackend implements BlockBackend {
   }
 
   async discard(pos: number, length: number): Promise<void> {
-    // A hint (§5.2.6.2); see the header comment. Validated by the request parser already.
+    // Validated by the request parser already.
     this.checkOpen('discard', pos, length);
     if (this.readOnly) throw new BlockBackendError('discard', this.path, pos, length, 'the image is open read-only');
+    // A hint (§5.2.6.2, "MAY deallocate"): where holes cannot be punched it does nothing.
+    if (!this.canDiscard) return;
+    try {
+      await fallocate(this.bufferedFh.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, pos, length);
+    } catch (e) {
+      throw new BlockBackendError('discard', this.path, pos, length, errnoText(e), e);
+    }
   }
 
   async close(): Promise<void> {

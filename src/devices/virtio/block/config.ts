@@ -63,7 +63,8 @@ export interface BlockGeometry {
   /** Size of the image in bytes; capacity is floor(size / 512) (a partial last sector is unreachable). */
   readonly sizeBytes: number;
   readonly readOnly: boolean;
-  /** Offer VIRTIO_BLK_F_DISCARD. tsvmm's discard is a validated no-op (see backend.ts); off by default. */
+  /** Offer VIRTIO_BLK_F_DISCARD (on a writable disk). Off unless asked: the device asks where the
+   * backend punches holes (backend.ts). */
   readonly discard?: boolean;
   /** Offer VIRTIO_BLK_F_WRITE_ZEROES (only on a writable disk); on by default. */
   readonly writeZeroes?: boolean;

@@ -72,7 +72,8 @@ export interface VirtioBlockOptions {
   readonly readOnly?: boolean;
   /** GET_ID serial, at most 20 bytes of UTF-8; default derived from the path (see defaultSerial). */
   readonly serial?: string;
-  /** Offer VIRTIO_BLK_F_DISCARD (a validated no-op, see backend.ts). Default false. */
+  /** Offer VIRTIO_BLK_F_DISCARD. Default: where the backend really deallocates (canDiscard,
+   * backend.ts); true offers it anyway (a validated no-op where it cannot). */
   readonly discard?: boolean;
   /** Offer VIRTIO_BLK_F_WRITE_ZEROES on a writable disk. Default true. */
   readonly writeZeroes?: boolean;
@@ -203,7 +204,7 @@ export class VirtioBlock implements VirtioDevice {
     const serial = VirtioBlock.checkSerial({ ...options, path: backend.path });
     return new VirtioBlock(
       backend,
-      { sizeBytes: backend.size, readOnly: backend.readOnly, discard: options.discard, writeZeroes: options.writeZeroes, blockSize: backend.blockSize },
+      { sizeBytes: backend.size, readOnly: backend.readOnly, discard: options.discard ?? backend.canDiscard ?? false, writeZeroes: options.writeZeroes, blockSize: backend.blockSize },
       serial,
     );
   }
