@@ -9,7 +9,7 @@ export interface DiskSpec {
   readOnly: boolean;
   /** O_DIRECT: the host's page cache is bypassed (QEMU's cache=none). */
   direct: boolean;
-  /** aio=io_uring / aio=threads; absent: the backend's default (threads). */
+  /** aio=io_uring / aio=threads; absent: the backend's default (defaultIoEngine). */
   engine?: IoEngine;
 }
 
@@ -38,8 +38,9 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
   --disk PATH[:ro][:direct][:aio=E]
                    a raw disk image as the next virtio-blk disk (/dev/vdb, ...); :ro for read-only,
                    :direct to open it O_DIRECT, past the host's page cache (QEMU's cache=none),
-                   :aio=threads (the default, libuv's threadpool) or :aio=io_uring (the disk's
-                   own io_uring) for how its I/O reaches the host kernel (QEMU's aio=)
+                   :aio=threads (libuv's threadpool) or :aio=io_uring (the disk's own io_uring)
+                   for how its I/O reaches the host kernel (QEMU's aio=); default io_uring for
+                   a :direct disk where the host has it, else threads
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    console=ttyS0 is added unless S names a console
   --cpus N         vCPUs (default 1, at most 32)

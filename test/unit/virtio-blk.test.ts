@@ -18,6 +18,7 @@ import {
   CONFIG_OFFSETS,
   DIRECT_ALIGN,
   FileBackend,
+  defaultIoEngine,
   READ_NOW_MAX,
   SEG_MAX,
   VIRTIO_BLK_F_BLK_SIZE,
@@ -732,6 +733,20 @@ test('DISCARD and WRITE_ZEROES use fallocate: a discard frees the blocks, zeroes
   } finally {
     for (const d of dirs.slice(1)) rmSync(d, { recursive: true, force: true });
   }
+});
+
+test('the default engine: io_uring for an O_DIRECT image where there is io_uring, threads otherwise', async () => {
+  const ring = ioRingUnsupported() === undefined;
+  assert.is(defaultIoEngine(false), 'threads');
+  assert.is(defaultIoEngine(true), ring ? 'io_uring' : 'threads');
+  const { path } = image(8);
+  const be = await FileBackend.open(path, false);
+  assert.is(be.engine, 'threads');
+  await be.close();
+  if (!supportsODirect(path)) return console.log(`  (skipped the direct half: ${tmpdir()} refuses O_DIRECT)`);
+  const direct = await FileBackend.open(path, false, { direct: true });
+  assert.is(direct.engine, ring ? 'io_uring' : 'threads');
+  await direct.close();
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,12 +1,13 @@
 // The block backend: a raw image file, accessed with positional vectored I/O.
 //
 // I/O path: two engines, QEMU's aio=threads and aio=io_uring (FileBackendOptions.engine).
-// - io_uring (src/vmm/io-ring.ts): each
+// - io_uring (the default for an O_DIRECT image where the kernel and the addon have it;
+//   src/vmm/io-ring.ts): each
 //   transfer is a readv/writev on the disk's own ring, submitted in the call; its completion
 //   comes back through an eventfd on the event loop. No user-space thread carries the request:
 //   an O_DIRECT transfer on a device that takes non-blocking I/O is issued in the submitting
 //   call, and whatever must wait is carried by the kernel's io-wq.
-// - threads (the default): reads that miss the page cache are fs.readv(fd, buffers, position, callback), preadv
+// - threads (the default otherwise): reads that miss the page cache are fs.readv(fd, buffers, position, callback), preadv
 //   on libuv's threadpool (startRead); writes are fs.writev, pwritev on the same threadpool
 //   (startWrite): one callback per completion, because FileHandle.readv/writev resolve a chain of
 //   promises per request (node:fs's own and ours), which cost 15% of a 4 KiB write's main-thread
@@ -14,12 +15,16 @@
 //   UV_THREADPOOL_SIZE (4 by default) requests proceed at once, shared with the rest of the
 //   process's fs/dns/crypto work.
 // Either way the event loop never blocks and the guest's buffers are passed as they are
-// (zero-copy: the views point into guest memory). Which is faster depends on the storage under
-// the image (bench/README.md, session 8): on this project's host (ext4 on a virtio disk), an
-// O_DIRECT 4 KiB read takes 180 µs through the ring against 320 µs through the threadpool;
-// in the nested test bed (ext4 on a loop device, under TCG) the ring's inline submission costs
-// the event loop 2.6x the CPU and halves the guest's O_DIRECT figures, and buffered I/O is a
-// wash. Threads stay the default (as in QEMU and Firecracker); aio=io_uring is there to choose.
+// (zero-copy: the views point into guest memory).
+// Why io_uring for O_DIRECT only (bench/README.md, session 8): on this project's host (ext4 on a
+// virtio disk) an O_DIRECT 4 KiB read takes 180 µs through the ring against 320 µs through the
+// threadpool, with a sixth of the helper-thread CPU; in the nested test bed the two are within its
+// noise (5 rounds over two runs, medians: QD1 reads 215 vs 244 IOPS, writes 242 vs 266, QD8 reads
+// 672 vs 672; the ring's CPU per request was lower in one run and higher in the other). Buffered I/O gains nothing:
+// cached reads are already answered on the event loop (readNow), and a buffered write the kernel
+// cannot do without blocking goes to io-wq, which runs writes to one regular file one at a time
+// (it hashes them by inode), where the threadpool runs four (host: 4 KiB writes 200 µs through the
+// ring against 150-190 µs). QEMU pairs its native AIO with cache=none for the same reason.
 // flush() is fdatasync(2) (on the ring, or FileHandle.datasync()), so a FLUSH completes only once every write
 // acknowledged before it is on stable storage.
 //
@@ -71,7 +76,7 @@ import {
   type DirectIoAlignment,
   type NoWaitRead,
 } from '../../../vmm/file-io.js';
-import { IoRing } from '../../../vmm/io-ring.js';
+import { IoRing, ioRingUnsupported } from '../../../vmm/io-ring.js';
 
 /** One I/O failure of the backend, with the operation, the file and the range. */
 export class BlockBackendError extends Error {
@@ -182,12 +187,17 @@ export type IoEngine = 'io_uring' | 'threads';
 export interface FileBackendOptions {
   /** Open the image O_DIRECT, bypassing the host's page cache (see the header comment). */
   readonly direct?: boolean;
-  /** The I/O engine; threads by default (see the header comment). */
+  /** The I/O engine; by default defaultIoEngine(direct). */
   readonly engine?: IoEngine;
 }
 
-/** The engine a backend gets when none is asked for (see the header comment for why). */
-export const DEFAULT_IO_ENGINE: IoEngine = 'threads';
+/**
+ * The engine a backend gets when none is asked for (see the header comment for why): io_uring for
+ * an O_DIRECT image where this kernel and build have it, else threads.
+ */
+export function defaultIoEngine(direct: boolean): IoEngine {
+  return direct && ioRingUnsupported() === undefined ? 'io_uring' : 'threads';
+}
 
 /** A negative ring result as the error node:fs would have given (code, errno, message). */
 function ringError(syscall: 'preadv' | 'pwritev' | 'fdatasync', result: number): NodeJS.ErrnoException {
@@ -294,7 +304,7 @@ export class FileBackend implements BlockBackend {
         throw new BlockBackendError('open', path, 0, 0, `cannot open the image O_DIRECT: ${why}`, e);
       }
     }
-    const engine = options.engine ?? DEFAULT_IO_ENGINE;
+    const engine = options.engine ?? defaultIoEngine(options.direct ?? false);
     let ring: IoRing | undefined;
     if (engine === 'io_uring') {
       try {

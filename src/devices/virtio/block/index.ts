@@ -6,7 +6,7 @@ export {
   DIRECT_ALIGN,
   READ_NOW_MAX,
   ZERO_CHUNK,
-  DEFAULT_IO_ENGINE,
+  defaultIoEngine,
   type BlockBackend,
   type FileBackendOptions,
   type IoEngine,
