@@ -3,6 +3,7 @@ import { Kvm, REQUIRED_CAPABILITIES } from '../vmm/kvm.js';
 import { findGuestKernel } from './guest-kernel.js';
 import { detectKvm } from './host.js';
 import { assessHost, type Assessment, type CapabilityProbe } from './assess.js';
+import { ioRingUnsupported } from '../vmm/io-ring.js';
 
 export function probeCapabilities(): CapabilityProbe {
   let kvm: Kvm | undefined;
@@ -27,9 +28,15 @@ export function guestKernelLine(): string {
   return k ? `guest kernel: built (${k.bzImage}, ${k.initramfs})` : 'guest kernel: not built; npm run kernel builds it (a few minutes)';
 }
 
+/** One line on io_uring, the engine of :direct disks where it is available (backend.ts). */
+export function ioRingLine(why = ioRingUnsupported()): string {
+  return why === undefined ? 'io_uring: available (the default I/O engine of :direct disks)' : `io_uring: not available (${why}); disks use libuv's threadpool`;
+}
+
 export function checkHost(): Assessment {
   const kvm = detectKvm();
   const a = assessHost(kvm, kvm.kind === 'absent' ? {} : probeCapabilities());
   a.lines.push(guestKernelLine());
+  a.lines.push(ioRingLine());
   return a;
 }

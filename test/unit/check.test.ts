@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assessHost } from '../../src/check/assess.js';
+import { ioRingLine } from '../../src/check/check.js';
 import { cpuModel, detectKvm, type HostPaths } from '../../src/check/host.js';
 
 function fakeHost(opts: { dev?: boolean; modules?: string[] }): { paths: HostPaths; cleanup: () => void } {
@@ -78,6 +79,11 @@ test('assessHost: absent, not permitted and missing capabilities say what to do'
   const missing = assessHost({ kind: 'hardware', detail: 'kvm_intel', accessible: true }, { apiVersion: 12, missing: ['KVM_CAP_IRQFD'] });
   assert.not.ok(missing.linuxBoots);
   assert.match(missing.lines.join('\n'), /KVM_CAP_IRQFD/);
+});
+
+test('ioRingLine: says whether :direct disks get io_uring, and why not', () => {
+  assert.match(ioRingLine(undefined), /^io_uring: available/);
+  assert.match(ioRingLine('io_uring_setup failed: Operation not permitted'), /^io_uring: not available \(io_uring_setup failed: Operation not permitted\); disks use libuv's threadpool$/);
 });
 
 test.run();
