@@ -2,31 +2,29 @@
 //
 // I/O path: two engines, QEMU's aio=threads and aio=io_uring (FileBackendOptions.engine).
 // - io_uring (the default for an O_DIRECT image where the kernel and the addon have it;
-//   src/vmm/io-ring.ts): each
-//   transfer is a readv/writev on the disk's own ring, submitted in the call; its completion
-//   comes back through an eventfd on the event loop. No user-space thread carries the request:
-//   an O_DIRECT transfer on a device that takes non-blocking I/O is issued in the submitting
-//   call, and whatever must wait is carried by the kernel's io-wq.
-// - threads (the default otherwise): reads that miss the page cache are fs.readv(fd, buffers, position, callback), preadv
-//   on libuv's threadpool (startRead); writes are fs.writev, pwritev on the same threadpool
-//   (startWrite): one callback per completion, because FileHandle.readv/writev resolve a chain of
-//   promises per request (node:fs's own and ours), which cost 15% of a 4 KiB write's main-thread
-//   CPU on the host and more in the nested test bed (bench/README.md, session 6). Up to
-//   UV_THREADPOOL_SIZE (4 by default) requests proceed at once, shared with the rest of the
-//   process's fs/dns/crypto work.
+//   src/vmm/io-ring.ts): each transfer is a readv/writev on the disk's own ring, submitted in
+//   the call; its completion comes back through an eventfd on the event loop. No user-space
+//   thread carries the request: an O_DIRECT transfer on a device that takes non-blocking I/O is
+//   issued in the submitting call, and whatever must wait is carried by the kernel's io-wq.
+// - threads (the default otherwise): reads that miss the page cache are fs.readv(fd, buffers,
+//   position, callback), preadv on libuv's threadpool (startRead); writes are fs.writev, pwritev
+//   on the same threadpool (startWrite): one callback per completion, because
+//   FileHandle.readv/writev resolve a chain of promises per request (node:fs's own and ours),
+//   which cost 15% of a 4 KiB write's main-thread CPU on the host and more in the nested test bed
+//   (bench/README.md, session 6). Up to UV_THREADPOOL_SIZE (4 by default) requests proceed at
+//   once, shared with the rest of the process's fs/dns/crypto work.
 // Either way the event loop never blocks and the guest's buffers are passed as they are
 // (zero-copy: the views point into guest memory).
 // Why io_uring for O_DIRECT only (bench/README.md, session 8): on this project's host (ext4 on a
-// virtio disk) an O_DIRECT 4 KiB read takes 180 µs through the ring against 320 µs through the
-// threadpool, with a sixth of the helper-thread CPU; in the nested test bed the two are within its
-// noise (5 rounds over two runs, medians: QD1 reads 215 vs 244 IOPS, writes 242 vs 266, QD8 reads
-// 672 vs 672; the ring's CPU per request was lower in one run and higher in the other). Buffered I/O gains nothing:
+// virtio disk) an O_DIRECT 4 KiB read takes 180 µs through the ring against 260-310 µs through
+// the threadpool, with a sixth of the helper-thread CPU; in the nested test bed the two are within
+// its noise (over 8 rounds neither engine is ahead on every figure). Buffered I/O gains nothing:
 // cached reads are already answered on the event loop (readNow), and a buffered write the kernel
 // cannot do without blocking goes to io-wq, which runs writes to one regular file one at a time
 // (it hashes them by inode), where the threadpool runs four (host: 4 KiB writes 200 µs through the
 // ring against 150-190 µs). QEMU pairs its native AIO with cache=none for the same reason.
-// flush() is fdatasync(2) (on the ring, or FileHandle.datasync()), so a FLUSH completes only once every write
-// acknowledged before it is on stable storage.
+// flush() is fdatasync(2) (on the ring, or FileHandle.datasync()), so a FLUSH completes only once
+// every write acknowledged before it is on stable storage.
 //
 // Cached reads first. readNow() tries preadv2(RWF_NOWAIT) on the calling (event-loop) thread:
 // when the page cache holds the whole range it is copied at once (one system call, ~1 µs for
@@ -304,32 +302,27 @@ export class FileBackend implements BlockBackend {
         throw new BlockBackendError('open', path, 0, 0, `cannot open the image O_DIRECT: ${why}`, e);
       }
     }
-    const engine = options.engine ?? defaultIoEngine(options.direct ?? false);
-    let ring: IoRing | undefined;
-    if (engine === 'io_uring') {
-      try {
-        ring = new IoRing();
-      } catch (e) {
-        await closeAll();
-        throw new BlockBackendError('open', path, 0, 0, `cannot use io_uring: ${errnoText(e)}; open it with aio=threads`, e);
-      }
-    }
-    const closeAllAndRing = async (): Promise<void> => {
-      ring?.close();
-      await closeAll();
-    };
     let alignment: DirectIoAlignment | undefined;
     if (direct !== fh) {
       try {
         alignment = directIoAlignment(direct.fd) ?? { memory: DIRECT_ALIGN, offset: DIRECT_ALIGN };
       } catch (e) {
-        await closeAllAndRing();
+        await closeAll();
         throw new BlockBackendError('open', path, 0, 0, `cannot read the image's O_DIRECT alignment: ${errnoText(e)}`, e);
       }
       if (alignment.offset === 0 || !isPowerOfTwo(alignment.offset) || !isPowerOfTwo(alignment.memory)) {
-        await closeAllAndRing();
+        await closeAll();
         const why = alignment.offset === 0 ? 'its file system does not support O_DIRECT here' : `statx reports an O_DIRECT alignment of ${alignment.memory}/${alignment.offset}`;
         throw new BlockBackendError('open', path, 0, 0, `cannot use the image O_DIRECT: ${why}; open it without direct`);
+      }
+    }
+    let ring: IoRing | undefined;
+    if ((options.engine ?? defaultIoEngine(options.direct ?? false)) === 'io_uring') {
+      try {
+        ring = new IoRing();
+      } catch (e) {
+        await closeAll();
+        throw new BlockBackendError('open', path, 0, 0, `cannot use io_uring: ${errnoText(e)}; open it with aio=threads`, e);
       }
     }
     try {
@@ -344,7 +337,8 @@ export class FileBackend implements BlockBackend {
       const canDiscard = !readOnly && (await punchesHoles(fh.fd, st.size));
       return new FileBackend(path, readOnly, st.size, direct, fh, alignment, ring, canDiscard);
     } catch (e) {
-      await closeAllAndRing();
+      ring?.close();
+      await closeAll();
       if (e instanceof BlockBackendError) throw e;
       throw new BlockBackendError('open', path, 0, 0, `cannot stat the image: ${errnoText(e)}`, e);
     }
