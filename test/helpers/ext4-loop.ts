@@ -2,7 +2,8 @@
 // O_DIRECT and the temp directory cannot give it (the test bed's tmpfs on Linux 6.1), or needs a
 // disk with another sector size. Needs root (losetup, mount).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, mkdirSync, openSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** losetup could not give a loop device (none in this container, no loop module, not root). */
@@ -63,4 +64,25 @@ export function supportsODirect(path: string): boolean {
     if ((e as NodeJS.ErrnoException).code === 'EINVAL') return false;
     throw e;
   }
+}
+
+/**
+ * A fresh directory whose file system takes O_DIRECT: one in the temp directory where it does
+ * (ext4), else (the test bed's tmpfs, Linux 6.1) an ext4 file system of `mib` MiB on a loop
+ * device made there (needs root). cleanup() unmounts it where it mounted one, and removes it.
+ */
+export function directDir(mib = 64): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-direct-'));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  const probe = join(dir, 'probe');
+  writeFileSync(probe, '');
+  if (supportsODirect(probe)) return { dir, cleanup: remove };
+  const fs = mountExt4Loop(dir, mib);
+  return {
+    dir: fs.path,
+    cleanup: () => {
+      fs.unmount();
+      remove();
+    },
+  };
 }

@@ -3,12 +3,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guestKernel } from '../../helpers/guest-kernel.js';
-import { mountExt4Loop, supportsODirect } from '../../helpers/ext4-loop.js';
+import { directDir } from '../../helpers/ext4-loop.js';
 import { whereLabel } from '../../helpers/where.js';
 import { ioRingUnsupported } from '../../../src/vmm/io-ring.js';
 import { FileBackend } from '../../../src/devices/virtio/block/backend.js';
@@ -17,26 +17,6 @@ import { runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js
 const test = suite(`virtio-blk [${whereLabel()}]`);
 const kernel = guestKernel();
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
-
-/**
- * A directory whose file system takes O_DIRECT: the temp directory where it does (ext4), else
- * (the test bed's tmpfs, Linux 6.1) an ext4 file system on a loop device made there (needs root).
- */
-function directDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-direct-'));
-  const remove = (): void => rmSync(dir, { recursive: true, force: true });
-  const probe = join(dir, 'probe');
-  writeFileSync(probe, '');
-  if (supportsODirect(probe)) return { dir, cleanup: remove };
-  const fs = mountExt4Loop(dir, 64);
-  return {
-    dir: fs.path,
-    cleanup: () => {
-      fs.unmount();
-      remove();
-    },
-  };
-}
 
 /** Boots with the given disks and types `script`, then `exit`, at the shell prompt. */
 function shell(disks: string[], script: string, extra: string[] = []): Promise<TsvmmResult> {
