@@ -62,7 +62,8 @@ export function registerDurabilityTest(test: Test, mode: 'buffered' | 'direct'):
     });
     return;
   }
-  test(`SIGKILL durability (${mode} root, ${mode === 'direct' ? defaultIoEngine(true) : 'threads'}): ${CYCLES} kills at random moments lose no fsync-acknowledged write, and ext4 stays clean`, async () => {
+  const engine = defaultIoEngine(mode === 'direct');
+  test(`SIGKILL durability (${mode} root, ${engine}): ${CYCLES} kills at random moments lose no fsync-acknowledged write, and ext4 stays clean`, async () => {
     if (!kernel.rootfs) assert.unreachable('no rootfs image: kernels/build-rootfs.sh (scripts/test.mjs builds it)');
     const seed = Number(process.env.TSVMM_DURABILITY_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const random = prng(seed);
@@ -131,6 +132,8 @@ export function registerDurabilityTest(test: Test, mode: 'buffered' | 'direct'):
       verify(last, `the boot after the last kill`);
       assert.match(last.stdout, /REMOUNT=0/, `last boot ${why}${tail(last)}`);
       assert.is(last.code, 0, `last boot ${why}${tail(last)}`);
+      // The root went through the engine the test is named for (--stats at the clean exit).
+      assert.match(last.stderr, new RegExp(`virtio-blk0: \\{.*"engine":"${engine}"`), last.stderr.slice(-1500));
 
       // On the host: the file system is clean, and debugfs reads every acknowledged file back.
       const fsck = host('e2fsck', ['-fn', root]);
