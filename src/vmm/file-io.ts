@@ -1,5 +1,6 @@
-// Non-blocking positional reads (preadv2 with RWF_NOWAIT, addon/fileio.cc): what the page cache
-// holds is copied at once, on the calling thread; nothing ever waits for a device or a lock.
+// File calls Node's fs lacks (addon/fileio.cc): non-blocking positional reads (preadv2 with
+// RWF_NOWAIT: what the page cache holds is copied at once, on the calling thread; nothing ever
+// waits for a device or a lock), the O_DIRECT alignment (statx), and fallocate on the threadpool.
 import { native as addon } from './native.js';
 import { mapNativeError, native } from './errors.js';
 

@@ -5,17 +5,11 @@
 // The ring carries at most `entries` operations; more wait here, in order, and are submitted as
 // earlier ones complete. Each operation's callback gets the kernel's result: bytes moved (>= 0,
 // possibly short) or a negative errno.
-import { getSystemErrorName } from 'node:util';
 import { native as addon, type NativeIoRing } from './native.js';
 import { DisposedError, mapNativeError, native } from './errors.js';
 
 /** The end of one ring operation: bytes moved, or -errno. */
 export type RingDone = (result: number) => void;
-
-/** The errno code (EINVAL, EIO, ...) of a negative ring result. */
-export function ringErrorCode(result: number): string {
-  return getSystemErrorName(result);
-}
 
 /** Why an IoRing cannot be made here (no io_uring in the kernel, disabled, addon built without
  * liburing), or undefined when it can. Asked once per process. */

@@ -399,7 +399,7 @@ export class FileBackend implements BlockBackend {
   }
 
   /**
-   * preadv / pwritev (fs.readv / fs.writev: libuv's threadpool, one callback, no promise) of
+   * preadv / pwritev (issue(): the ring or libuv's threadpool, one callback, no promise) of
    * `buffers` from byte `from` on, again after a short transfer, until all `want` bytes moved.
    */
   private transferFrom(op: 'read' | 'write', fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: TransferDone): void {

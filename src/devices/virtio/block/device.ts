@@ -16,9 +16,10 @@
 //
 // Reset. reset() forgets the activation: a completion from an earlier one writes no status,
 // touches no ring and raises no interrupt. Data moves straight between the image and the guest's
-// buffers (zero copy, both ways), and a transfer handed to the threadpool cannot be cancelled; quiesce() therefore resolves only when no backend work is in
-// flight, and the transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so
-// the driver cannot reuse those pages while a read may still land in them (virtio 1.2 §2.4).
+// buffers (zero copy, both ways), and a transfer handed to the threadpool or the io_uring cannot
+// be cancelled; quiesce() therefore resolves only when no backend work is in flight, and the
+// transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so the driver
+// cannot reuse those pages while a read may still land in them (virtio 1.2 §2.4).
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import type { ActivateContext, VirtioDevice } from '../device.js';
@@ -79,7 +80,7 @@ export interface VirtioBlockOptions {
   readonly writeZeroes?: boolean;
   /** Open the image O_DIRECT: no host page cache (QEMU's cache=none; backend.ts). Default false. */
   readonly direct?: boolean;
-  /** How transfers reach the kernel (backend.ts): io_uring where available, else threads. */
+  /** How transfers reach the kernel (backend.ts); default defaultIoEngine(direct). */
   readonly engine?: IoEngine;
 }
 
