@@ -12,7 +12,7 @@
 // view of the project is read-only; inside the bed the JSON travels back as one `BLK-JSON {...}`
 // console line). --native runs it here whatever the host.
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -93,6 +93,9 @@ interface Options {
   vmTimeoutS: number;
   /** CPUs of the test-bed machine (--testbed only). */
   bedCpus: number;
+  /** Which variant boots first in the first round (internal: the --testbed parent passes the
+   * round's number, so that the order rotates from machine to machine). */
+  rotate: number;
   /** Print this machine's session as one JSON line for a --testbed parent (internal). */
   session: boolean;
   /** Boots of one VMM in one round before giving up: 1 in a test-bed session (the parent
@@ -140,6 +143,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       'vm-timeout': { type: 'string' },
       'bed-cpus': { type: 'string' },
       session: { type: 'boolean' },
+      rotate: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -198,6 +202,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     tools: toolsImage(values.tools),
     json: values.json,
     session: values.session ?? false,
+    rotate: values.rotate === undefined || values.rotate === '0' ? 0 : positive('rotate', values.rotate, 0),
     attempts: values.session ? 1 : 3,
     bedCpus: positive('bed-cpus', values['bed-cpus'], 1),
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
@@ -234,6 +239,9 @@ function makeScratch(dir: string, mib: number): string {
   const fd = openSync(path, 'w');
   try {
     for (let i = 0; i < mib; i++) writeSync(fd, chunk);
+    // Written back now: left dirty, the kernel would write it back (through the loop device,
+    // on the test bed's one CPU) during the first VMM's tests, which are always tsvmm's.
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -431,7 +439,10 @@ async function measure(opts: Options): Promise<Session> {
     say(`tsvmm baseline boot (no tests): ${(b0.wallMs / 1000).toFixed(1)} s, ${baseline.vcpuExits} exits to user space`);
     const runs: VmmRun[] = [];
     for (let round = 0; round < opts.rounds; round++) {
-      for (const v of vs) {
+      // Each round boots the variants in a rotated order, so that none is always first (or
+      // always right after another) in a machine.
+      const first = (opts.rotate + round) % vs.length;
+      for (const v of [...vs.slice(first), ...vs.slice(0, first)]) {
         const b = await bootValid(v, guestScript(opts, true), opts, (x) => invalid(v, x, opts), discarded, `round ${round + 1}`);
         const guest = parseGuestOutput(b.stdout);
         const run: VmmRun = { variant: v.name, round, wallMs: b.wallMs, guest, ...(b.cpu.length === guest.results.length ? { cpu: b.cpu } : {}), ...(b.kvm.length === guest.results.length ? { kvm: b.kvm } : {}) };
@@ -549,7 +560,8 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
   const { runInTestBed, ensureTestBed } = await import('../test/bed/index.js');
   const bed = await ensureTestBed();
   const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
-  const command = [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward, '--rounds', '1', '--session'].map(quote).join(' ');
+  const command = (round: number): string =>
+    [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward, '--rounds', '1', '--rotate', String(round - 1), '--session'].map(quote).join(' ');
   const sessions: Session[] = [];
   const failures: string[] = [];
   for (let round = 1; round <= opts.rounds; round++) {
@@ -557,7 +569,7 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
       console.error(`[blk] round ${round}/${opts.rounds} in a fresh test bed${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       let pending = '';
       const r = await runInTestBed({
-        command,
+        command: command(round),
         cwd: packageRoot(),
         timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length * opts.qemuAios.length + opts.tsvmmCaches.length * opts.tsvmmAios.length * opts.tsvmmTierings.length)) + 120) * 1000,
         bed,
