@@ -23,7 +23,6 @@ import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } fro
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
 import { mountExt4Loop } from '../test/helpers/ext4-loop.js';
-import { TIERING_ENV } from '../src/cli/v8-tiering.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
@@ -35,7 +34,7 @@ const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_WARMUP_S = 10;
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
-       [--tests LIST] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--tsvmm-tiering LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--tests LIST] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -53,10 +52,6 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --tsvmm-aio LIST  tsvmm's I/O engines, comma-separated (default threads): threads (libuv's
                     threadpool) and io_uring (:aio=io_uring; variants named with '-io_uring'),
                     each with every --tsvmm-cache mode
-  --tsvmm-tiering LIST V8 tier-up thresholds of tsvmm, comma-separated (default vmm): vmm (what
-                    bin/tsvmm.js sets, src/cli/v8-tiering.ts) and default (V8's own,
-                    TSVMM_V8_TIERING=default; variants named with '-v8default'), each with every
-                    cache mode and engine
   --qemu-aio LIST   QEMU -drive aio= engines, comma-separated (default threads, the issue's peer):
                     threads and io_uring (variants named with '-io_uring')
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
@@ -83,7 +78,6 @@ interface Options {
   qemuCaches: string[];
   tsvmmCaches: ('writeback' | 'direct')[];
   tsvmmAios: ('io_uring' | 'threads')[];
-  tsvmmTierings: ('vmm' | 'default')[];
   qemuAios: ('io_uring' | 'threads')[];
   scratchFs: 'tmp' | 'ext4';
   kernel: string;
@@ -133,7 +127,6 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       'qemu-cache': { type: 'string' },
       'tsvmm-cache': { type: 'string' },
       'tsvmm-aio': { type: 'string' },
-      'tsvmm-tiering': { type: 'string' },
       'qemu-aio': { type: 'string' },
       'scratch-fs': { type: 'string' },
       kernel: { type: 'string' },
@@ -166,9 +159,6 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   };
   const tsvmmAios = aioList('tsvmm-aio', 'threads');
   const qemuAios = aioList('qemu-aio', 'threads');
-  const tsvmmTierings = (values['tsvmm-tiering'] ?? 'vmm').split(',').filter(Boolean);
-  const isTiering = (t: string): t is 'vmm' | 'default' => t === 'vmm' || t === 'default';
-  if (tsvmmTierings.length === 0 || !tsvmmTierings.every(isTiering)) throw new Error(`--tsvmm-tiering: '${values['tsvmm-tiering']}' is not a list of vmm and default`);
   const scratchFsGiven = values['scratch-fs'];
   if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
   // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
@@ -194,7 +184,6 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     qemuCaches,
     tsvmmCaches,
     tsvmmAios,
-    tsvmmTierings,
     qemuAios,
     scratchFs,
     kernel,
@@ -215,7 +204,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const forward = [
     '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
     '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','),
-    '--tsvmm-aio', tsvmmAios.join(','), '--tsvmm-tiering', tsvmmTierings.join(','), '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
+    '--tsvmm-aio', tsvmmAios.join(','), '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
   return { opts, testbed, forward };
@@ -240,7 +229,7 @@ function makeScratch(dir: string, mib: number): string {
   try {
     for (let i = 0; i < mib; i++) writeSync(fd, chunk);
     // Written back now: left dirty, the kernel would write it back (through the loop device,
-    // on the test bed's one CPU) during the first VMM's tests, which are always tsvmm's.
+    // on the test bed's one CPU) during the tests of whichever VMM boots first.
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -282,11 +271,11 @@ let kvmCounters: boolean | undefined;
  * warm-up line and its result line)
  * arrives, so that each test's interval can be charged to the VMM's threads.
  */
-function boot(cmd: string, args: string[], script: string, timeoutS: number, env: NodeJS.ProcessEnv = process.env): Promise<Boot> {
+function boot(cmd: string, args: string[], script: string, timeoutS: number): Promise<Boot> {
   kvmCounters ??= kvmStatsAvailable();
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let typed = false;
@@ -339,15 +328,12 @@ interface Variant {
   name: string;
   cmd: string;
   args: string[];
-  /** Environment the VMM gets beyond this process's own (none: the same). */
-  env?: NodeJS.ProcessEnv;
 }
 
 function variants(opts: Options, scratch: string): Variant[] {
-  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads', tiering: 'vmm' | 'default'): Variant => ({
-    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}${tiering === 'default' ? '-v8default' : ''}`,
+  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads'): Variant => ({
+    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}`,
     cmd: process.execPath,
-    ...(tiering === 'default' ? { env: { [TIERING_ENV]: 'default' } } : {}),
     args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
       '--disk', `${scratch}${cache === 'direct' ? ':direct' : ''}:aio=${aio}`, '--disk', `${opts.tools}:ro`, '--stats'],
   });
@@ -363,7 +349,7 @@ function variants(opts: Options, scratch: string): Variant[] {
       '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
   });
   return [
-    ...opts.tsvmmTierings.flatMap((tiering) => opts.tsvmmAios.flatMap((aio) => opts.tsvmmCaches.map((cache) => tsvmm(cache, aio, tiering)))),
+    ...opts.tsvmmAios.flatMap((aio) => opts.tsvmmCaches.map((cache) => tsvmm(cache, aio))),
     ...opts.qemuAios.flatMap((aio) => opts.qemuCaches.map((cache) => qemu(cache, aio))),
   ];
 }
@@ -387,7 +373,7 @@ function invalid(v: Variant, b: Boot, opts: Options): string | undefined {
 /** Boots until one gives usable figures, at most `attempts` times; the discarded ones are recorded. */
 async function bootValid(v: Variant, script: string, opts: Options, check: (b: Boot) => string | undefined, discarded: Discarded[], label: string): Promise<Boot> {
   for (let attempt = 1; ; attempt++) {
-    const b = await boot(v.cmd, v.args, script, opts.vmTimeoutS, v.env ? { ...process.env, ...v.env } : process.env);
+    const b = await boot(v.cmd, v.args, script, opts.vmTimeoutS);
     const why = check(b);
     if (!why) return b;
     discarded.push({ variant: v.name, what: label, attempt, reason: why, wallMs: b.wallMs });
@@ -571,7 +557,7 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
       const r = await runInTestBed({
         command: command(round),
         cwd: packageRoot(),
-        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length * opts.qemuAios.length + opts.tsvmmCaches.length * opts.tsvmmAios.length * opts.tsvmmTierings.length)) + 120) * 1000,
+        timeoutMs: (opts.vmTimeoutS * (1 + 2 * (opts.qemuCaches.length * opts.qemuAios.length + opts.tsvmmCaches.length * opts.tsvmmAios.length)) + 120) * 1000,
         bed,
         cpus: opts.bedCpus,
         // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.
