@@ -191,7 +191,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     tools: toolsImage(values.tools),
     json: values.json,
     session: values.session ?? false,
-    rotate: values.rotate === undefined || values.rotate === '0' ? 0 : positive('rotate', values.rotate, 0),
+    rotate: values.rotate === '0' ? 0 : positive('rotate', values.rotate, 0),
     attempts: values.session ? 1 : 3,
     bedCpus: positive('bed-cpus', values['bed-cpus'], 1),
     // A boot takes seconds; a nested guest in the test bed that stalls (see invalid()) may not
