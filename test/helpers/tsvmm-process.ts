@@ -83,3 +83,13 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
 export function tail(r: TsvmmResult, n = 1500): string {
   return `\n--- console (last ${n} bytes) ---\n${r.stdout.slice(-n)}\n--- tsvmm ---\n${r.stderr.slice(-n)}`;
 }
+
+/**
+ * The metrics a disk printed at the VM's end with `--stats` (src/cli/boot.ts: a line
+ * `virtio-blk0: {...}`), parsed; undefined when no such line is there.
+ */
+export function diskMetrics(stderr: string, disk: string): Record<string, unknown> | undefined {
+  const prefix = `${disk}: `;
+  const line = stderr.split('\n').find((l) => l.startsWith(prefix) && l.trimEnd().endsWith('}'));
+  return line === undefined ? undefined : (JSON.parse(line.slice(prefix.length)) as Record<string, unknown>);
+}
