@@ -478,18 +478,35 @@ function threadpoolOnly(file: FileBackend): BlockBackend {
   };
 }
 
-/** A gated backend whose readNow answers from `answer` (true: filled with 0xc3; false; or throws). */
+/**
+ * A gated backend whose readNow answers from `answer`: 'hit' fills everything with 0xc3, a number
+ * that many bytes; 'miss' nothing; 'fail' throws. Its startRead records what it was asked for and
+ * fills it with 0x5a once released.
+ */
 class CachedBackend extends GatedBackend {
   nowCalls = 0;
-  constructor(private readonly answer: 'hit' | 'miss' | 'fail') {
+  asked: { pos: number; length: number }[] = [];
+  constructor(private readonly answer: 'hit' | 'miss' | 'fail' | number) {
     super();
   }
-  readNow(_pos: number, buffers: readonly Uint8Array[]): boolean {
+  readNow(_pos: number, buffers: readonly Uint8Array[], length: number): number {
     this.nowCalls++;
     if (this.answer === 'fail') throw new BlockBackendError('read', this.path, 0, 0, 'injected EIO');
-    if (this.answer === 'miss') return false;
-    for (const b of buffers) b.fill(0xc3);
-    return true;
+    if (this.answer === 'miss') return 0;
+    const n = this.answer === 'hit' ? length : this.answer;
+    let left = n;
+    for (const b of buffers) {
+      b.fill(0xc3, 0, Math.min(left, b.byteLength));
+      left -= Math.min(left, b.byteLength);
+    }
+    return n;
+  }
+  override startRead(pos: number, buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
+    this.asked.push({ pos, length: buffers.reduce((n, b) => n + b.byteLength, 0) });
+    super.startRead(pos, buffers, (err) => {
+      if (!err) for (const b of buffers) b.fill(0x5a);
+      done(err);
+    });
   }
 }
 
@@ -542,6 +559,29 @@ test('a read the backend cannot answer at once goes the asynchronous way; a fail
   await dev2.dispose();
 });
 
+test('a read whose prefix the backend answers at once reads only the rest the asynchronous way', async () => {
+  const be = new CachedBackend(1536);
+  const dev = VirtioBlock.withBackend(be, { serial: 'p' });
+  const r = rig(dev);
+  // Two data buffers: the cached prefix ends inside the second one.
+  const a = post(r, [header(VIRTIO_BLK_T_IN, 8)], [1024, 3072, 1]);
+  dev.notify(0);
+  assert.is(be.nowCalls, 1);
+  assert.is(r.driver.usedIdx, 0, 'not answered before the rest is read');
+  assert.equal(be.asked, [{ pos: 8 * SECTOR + 1536, length: 4096 - 1536 }]);
+  be.gates[0]?.release();
+  await used(r, 1);
+  assert.is(statusOf(r, a), VIRTIO_BLK_S_OK);
+  const data = new Uint8Array([...r.memory.slice((a.writable[0] as GuestBuffer).addr, 1024), ...r.memory.slice((a.writable[1] as GuestBuffer).addr, 3072)]);
+  assert.ok(data.subarray(0, 1536).every((x) => x === 0xc3), 'the prefix, from readNow');
+  assert.ok(data.subarray(1536).every((x) => x === 0x5a), 'the rest, from startRead');
+  assert.is(dev.metrics.partlyCachedReads, 1);
+  assert.is(dev.metrics.cachedReads, 0);
+  assert.is(dev.metrics.reads, 1);
+  assert.is(dev.metrics.readBytes, 4096);
+  await dev.dispose();
+});
+
 test('FileBackend.readNow: reads what is cached at once, never past the end, never above READ_NOW_MAX', async () => {
   const { path, data } = image(2048 + 8); // 1 MiB + 4 KiB
   const be = await FileBackend.open(path, true);
@@ -549,11 +589,16 @@ test('FileBackend.readNow: reads what is cached at once, never past the end, nev
   // The file was just written: its pages are cached, unless this file system has no RWF_NOWAIT
   // (tmpfs): then readNow declines, and keeps declining without asking the kernel again.
   const hit = be.readNow(4096, [buf.subarray(0, 1024), buf.subarray(1024)], 4096);
+  assert.ok(hit === 0 || hit === 4096, `all or nothing of a cached file: ${hit}`);
   if (hit) assert.equal(buf, data.subarray(4096, 8192));
-  assert.is(be.readNow(data.length - 512, [new Uint8Array(1024)], 1024), false, 'a read crossing the end of the file');
-  assert.is(be.readNow(0, [new Uint8Array(READ_NOW_MAX + 4096)], READ_NOW_MAX + 4096), false, 'above READ_NOW_MAX');
+  // Across the end of the file: what is there (the caller's startRead then fails on the rest).
+  const tail = new Uint8Array(1024);
+  const atEnd = be.readNow(data.length - 512, [tail], 1024);
+  assert.is(atEnd, hit ? 512 : 0, 'a read crossing the end of the file');
+  if (atEnd) assert.equal(tail.subarray(0, 512), data.subarray(data.length - 512));
+  assert.is(be.readNow(0, [new Uint8Array(READ_NOW_MAX + 4096)], READ_NOW_MAX + 4096), 0, 'above READ_NOW_MAX');
   await be.close();
-  assert.is(be.readNow(0, [buf], 4096), false, 'after close');
+  assert.is(be.readNow(0, [buf], 4096), 0, 'after close');
 });
 
 forEachEngine('FileBackend.startWrite: writes every buffer in order and calls back once; read-only and closed images fail with a BlockBackendError', async (engine) => {
@@ -777,7 +822,7 @@ forEachEngine('direct mode (O_DIRECT): aligned transfers go past the page cache;
     assert.equal(back, out);
     assert.is(be.bufferedFallbacks, 0, 'aligned: all O_DIRECT');
     // Cached or not, nothing is read on the calling thread in direct mode.
-    assert.not.ok(be.readNow(0, [bytes.subarray(0, 512)], 512));
+    assert.is(be.readNow(0, [bytes.subarray(0, 512)], 512), 0);
 
     // A buffer at an odd address: O_DIRECT would refuse it, the buffered descriptor takes it.
     const odd = bytes.subarray(8192 + 1, 8192 + 1 + 1024); // an odd address: no O_DIRECT memory alignment allows it

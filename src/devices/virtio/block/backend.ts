@@ -29,7 +29,9 @@
 // Cached reads first. readNow() tries preadv2(RWF_NOWAIT) on the calling (event-loop) thread:
 // when the page cache holds the whole range it is copied at once (one system call, ~1 µs for
 // 4 KiB, against ~16 µs for the threadpool round trip: bench/blk-device.ts), and nothing ever
-// waits for the disk or a lock on that thread; otherwise the caller uses read(). Reads above
+// waits for the disk or a lock on that thread; when it holds a prefix (a sequential read that
+// catches up with the host's readahead), that prefix is copied and the caller reads only the
+// rest with startRead(), not the whole range again. Reads above
 // READ_NOW_MAX always go to the threadpool (a 1 MiB page-cache copy already takes tens of µs of
 // event-loop time). File systems without RWF_NOWAIT (tmpfs) answer EOPNOTSUPP once and are not
 // asked again. Buffered writes have no such path: pwritev2(RWF_NOWAIT) is EOPNOTSUPP for them on
@@ -103,8 +105,8 @@ function errnoText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The buffers left after skipping `done` bytes of `bufs`. */
-function rest(bufs: readonly Uint8Array[], done: number): Uint8Array[] {
+/** The buffers left after skipping `done` bytes of `bufs` (views of the same memory). */
+export function buffersAfter(bufs: readonly Uint8Array[], done: number): Uint8Array[] {
   const out: Uint8Array[] = [];
   let skip = done;
   for (const b of bufs) {
@@ -155,11 +157,13 @@ export interface BlockBackend {
    */
   startRead(pos: number, buffers: readonly Uint8Array[], done: TransferDone): void;
   /**
-   * Fills `buffers` (`length` bytes) at once if that needs no waiting (the data is cached);
-   * false when the caller must use startRead() instead (the buffers may then hold part of the
-   * data). Throws BlockBackendError when the read failed. Optional: without it, always startRead().
+   * Fills `buffers` (`length` bytes) from `pos` on as far as that needs no waiting (the data is
+   * cached), and returns the bytes filled: `length` when all of them; fewer, 0 included, when the
+   * caller must read the rest with startRead() (from `pos` plus that count, into
+   * buffersAfter(buffers, count)). Throws BlockBackendError when the read failed. Optional:
+   * without it, always startRead().
    */
-  readNow?(pos: number, buffers: readonly Uint8Array[], length: number): boolean;
+  readNow?(pos: number, buffers: readonly Uint8Array[], length: number): number;
   /**
    * Writes all of `buffers` at `pos`; `done` runs once, with undefined or a BlockBackendError,
    * possibly before startWrite returns. A callback, not a promise: it is every write's path, and
@@ -371,9 +375,9 @@ export class FileBackend implements BlockBackend {
     this.transferFrom('read', this.handleFor(pos, buffers), pos, buffers, want, 0, done);
   }
 
-  readNow(pos: number, buffers: readonly Uint8Array[], length: number): boolean {
+  readNow(pos: number, buffers: readonly Uint8Array[], length: number): number {
     // Direct mode: an O_DIRECT read always waits for the device, so never on this thread.
-    if (!this.nowait || this.closed || length > READ_NOW_MAX || buffers.length === 0 || this.direct) return false;
+    if (!this.nowait || this.closed || length > READ_NOW_MAX || buffers.length === 0 || this.direct) return 0;
     let r: NoWaitRead;
     try {
       r = preadNoWait(this.fh.fd, buffers, pos);
@@ -381,7 +385,8 @@ export class FileBackend implements BlockBackend {
       throw new BlockBackendError('read', this.path, pos, length, errnoText(e), e);
     }
     if (r === 'unsupported') this.nowait = false;
-    return r === length;
+    // A number: what the page cache held from pos on (up to the end of the file).
+    return typeof r === 'number' ? Math.min(r, length) : 0;
   }
 
   /** startWrite as a promise (WRITE_ZEROES' chunks, tools). */
@@ -405,7 +410,7 @@ export class FileBackend implements BlockBackend {
   private transferFrom(op: 'read' | 'write', fh: FileHandle, pos: number, buffers: readonly Uint8Array[], want: number, from: number, done: TransferDone): void {
     const fail = (message: string, cause?: unknown): void => done(new BlockBackendError(op, this.path, pos, want, message, cause));
     try {
-      this.issue(op, fh.fd, from === 0 ? buffers : rest(buffers, from), pos + from, (err, n) => {
+      this.issue(op, fh.fd, from === 0 ? buffers : buffersAfter(buffers, from), pos + from, (err, n) => {
         if (err && isEinval(err) && fh !== this.bufferedFh) {
           // O_DIRECT refused the alignment (a device with larger sectors, an odd address): nothing
           // was transferred; again, buffered.

@@ -6,7 +6,9 @@
 // which virtio-blk allows (each carries its own status; ordering is the driver's business, and a
 // FLUSH covers the writes that completed before it was issued, §5.2.6.4).
 // A read whose data the host's page cache holds completes at once, inside the drain
-// (backend.readNow: no threadpool round trip, straight into the guest's buffers); everything else
+// (backend.readNow: no threadpool round trip, straight into the guest's buffers; where the cache
+// holds only a prefix, the rest goes the asynchronous way without reading the prefix again);
+// everything else
 // completes later, from libuv (reads and writes through the backend's callback forms, startRead
 // and startWrite: no promise per request). On completion the status byte is written and the
 // chain returned with pushUsed; the interrupt check comes once per batch: at the end of the drain
@@ -38,7 +40,7 @@ import {
   serialBytes,
   type BlockGeometry,
 } from './config.js';
-import { FileBackend, type BlockBackend, type IoEngine } from './backend.js';
+import { FileBackend, buffersAfter, type BlockBackend, type IoEngine } from './backend.js';
 import {
   VIRTIO_BLK_S_IOERR,
   VIRTIO_BLK_S_OK,
@@ -94,6 +96,8 @@ export interface BlockMetrics {
   reads: number;
   /** ...of which the page cache answered at once (backend.readNow). */
   cachedReads: number;
+  /** ...of which it held a prefix, copied at once; the rest was read the asynchronous way. */
+  partlyCachedReads: number;
   writes: number;
   flushes: number;
   getIds: number;
@@ -121,6 +125,7 @@ function newMetrics(): BlockMetrics {
     descriptors: 0,
     reads: 0,
     cachedReads: 0,
+    partlyCachedReads: 0,
     writes: 0,
     flushes: 0,
     getIds: 0,
@@ -376,14 +381,21 @@ export class VirtioBlock implements VirtioDevice {
       this.complete(a, chain, req, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
       return;
     }
-    if (op.kind === 'read' && this.readNow(a, chain, req, op)) return;
-    if (op.kind === 'read' || op.kind === 'write') {
+    if (op.kind === 'read') {
+      const cached = this.readNow(a, chain, req, op);
+      if (cached === undefined) return;
       // The backend's callback forms: the completion is one call, no promise per request. A read
-      // goes straight into the guest's buffers (a reset meanwhile waits for it: quiesce()).
+      // goes straight into the guest's buffers (a reset meanwhile waits for it: quiesce()); what
+      // readNow already copied is not read again.
+      if (cached > 0) this.metricsData.partlyCachedReads++;
       this.inFlightCount++;
       const done = (err: Error | undefined): void => this.transferred(a, chain, req, op, err);
-      if (op.kind === 'read') this.backend.startRead(op.offset, op.buffers, done);
-      else this.backend.startWrite(op.offset, op.buffers, done);
+      this.backend.startRead(op.offset + cached, cached === 0 ? op.buffers : buffersAfter(op.buffers, cached), done);
+      return;
+    }
+    if (op.kind === 'write') {
+      this.inFlightCount++;
+      this.backend.startWrite(op.offset, op.buffers, (err) => this.transferred(a, chain, req, op, err));
       return;
     }
     this.inFlightCount++;
@@ -397,26 +409,27 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   /**
-   * A read the backend can do without waiting (cached data), straight into the guest's buffers:
-   * it runs to the end before anything else can, so no reset can come between it and the
-   * completion. False: not done, take the asynchronous path.
+   * What of a read the backend can do without waiting (cached data), straight into the guest's
+   * buffers: it runs to the end before anything else can, so no reset can come between it and
+   * the completion. undefined: the request is answered (all of it was read, or the read failed);
+   * else the bytes already read (0 included), the rest to be read the asynchronous way.
    */
-  private readNow(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'read' }>): boolean {
+  private readNow(a: Active, chain: DescriptorChain, req: ParsedRequest, op: Extract<BlockOp, { kind: 'read' }>): number | undefined {
     const m = this.metricsData;
-    let done: boolean;
+    let cached: number;
     try {
-      done = this.backend.readNow?.(op.offset, op.buffers, op.length) ?? false;
+      cached = this.backend.readNow?.(op.offset, op.buffers, op.length) ?? 0;
     } catch {
       m.backendErrors++;
       this.complete(a, chain, req, VIRTIO_BLK_S_IOERR, 0);
-      return true;
+      return undefined;
     }
-    if (!done) return false;
+    if (cached < op.length) return cached;
     m.reads++;
     m.readBytes += op.length;
     m.cachedReads++;
     this.complete(a, chain, req, VIRTIO_BLK_S_OK, op.length);
-    return true;
+    return undefined;
   }
 
   /** The end of a read or write (backend.startRead, startWrite). */
