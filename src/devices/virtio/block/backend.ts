@@ -31,9 +31,8 @@
 // 4 KiB, against ~16 µs for the threadpool round trip: bench/blk-device.ts), and nothing ever
 // waits for the disk or a lock on that thread; when it holds a prefix (a sequential read that
 // catches up with the host's readahead), that prefix is copied and the caller reads only the
-// rest with startRead(), not the whole range again. Reads above
-// READ_NOW_MAX always go to the threadpool (a 1 MiB page-cache copy already takes tens of µs of
-// event-loop time). File systems without RWF_NOWAIT (tmpfs) answer EOPNOTSUPP once and are not
+// rest with startRead(), not the whole range again. Reads above READ_NOW_MAX always go to the
+// threadpool (a 1 MiB page-cache copy already takes tens of µs of event-loop time). File systems without RWF_NOWAIT (tmpfs) answer EOPNOTSUPP once and are not
 // asked again. Buffered writes have no such path: pwritev2(RWF_NOWAIT) is EOPNOTSUPP for them on
 // ext4 and tmpfs (checked on Linux 6.18), so writes stay on the threadpool.
 //

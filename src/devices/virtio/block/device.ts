@@ -8,13 +8,12 @@
 // A read whose data the host's page cache holds completes at once, inside the drain
 // (backend.readNow: no threadpool round trip, straight into the guest's buffers; where the cache
 // holds only a prefix, the rest goes the asynchronous way without reading the prefix again);
-// everything else
-// completes later, from libuv (reads and writes through the backend's callback forms, startRead
-// and startWrite: no promise per request). On completion the status byte is written and the
-// chain returned with pushUsed; the interrupt check comes once per batch: at the end of the drain
-// for what completed inside it, at once for the last request in flight, else once per event-loop
-// turn (setImmediate), so a batch of completions costs one needsNotification and at most one
-// interrupt.
+// everything else completes later, from libuv (reads and writes through the backend's callback
+// forms, startRead and startWrite: no promise per request). On completion the status byte is
+// written and the chain returned with pushUsed; the interrupt check comes once per batch: at the
+// end of the drain for what completed inside it, at once for the last request in flight, else
+// once per event-loop turn (setImmediate), so a batch of completions costs one
+// needsNotification and at most one interrupt.
 //
 // Reset. reset() forgets the activation: a completion from an earlier one writes no status,
 // touches no ring and raises no interrupt. Data moves straight between the image and the guest's
