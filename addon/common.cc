@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,6 +53,29 @@ uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name, uint
 
 int ArgFd(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<int>(ArgU64(info, i, name, INT32_MAX));
+}
+
+std::vector<iovec> Uint8ArrayIovecs(Napi::Env env, Napi::Value list, const std::string& op) {
+  if (!list.IsArray()) throw Napi::TypeError::New(env, op + ": buffers must be an array of Uint8Array");
+  uint32_t count = list.As<Napi::Array>().Length();
+  if (count == 0 || count > IOV_MAX) {
+    throw Napi::RangeError::New(env, op + ": " + std::to_string(count) + " buffers; 1 to " + std::to_string(IOV_MAX) + " allowed");
+  }
+  std::vector<iovec> iov(count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    if (napi_get_element(env, list, i, &v) != napi_ok) throw Napi::Error::New(env);
+    // napi_invalid_arg (no JS exception) when v is not a typed array at all.
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      throw Napi::TypeError::New(env, op + ": buffer " + std::to_string(i) + " is not a Uint8Array");
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = length;
+  }
+  return iov;
 }
 
 }  // namespace tsvmm

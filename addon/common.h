@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace tsvmm {
 
@@ -104,6 +106,12 @@ void InitEventFd(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
 void InitFileIo(Napi::Env env, Napi::Object exports);
 void InitIoRing(Napi::Env env, Napi::Object exports);
+
+// The iovecs of `list`, a JS array of 1 to IOV_MAX Uint8Arrays, pointing at their bytes (zero
+// copy): what preadv/pwritev and io_uring's readv/writev take. One napi_get_element and one
+// napi_get_typedarray_info per buffer (a guest's 1 MiB request can bring 256 of them). Throws a
+// TypeError or RangeError naming `op` and the buffer.
+std::vector<iovec> Uint8ArrayIovecs(Napi::Env env, Napi::Value list, const std::string& op);
 
 // ioctl(2), again while a signal interrupted it. For configuration ioctls, not KVM_RUN (which has
 // its own loop in vcpu.cc): they fail with EINTR before doing anything, so EINTR means "not

@@ -29,26 +29,11 @@ namespace {
 Napi::Value PreadNoWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
-  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "preadNoWait: buffers must be an array of Uint8Array");
-  Napi::Array list = info[1].As<Napi::Array>();
-  uint32_t count = list.Length();
-  if (count == 0 || count > IOV_MAX) {
-    throw Napi::RangeError::New(env, "preadNoWait: " + std::to_string(count) + " buffers; 1 to " + std::to_string(IOV_MAX) + " allowed");
-  }
+  std::vector<iovec> iov = Uint8ArrayIovecs(env, info[1], "preadNoWait");
   uint64_t position = ArgU64(info, 2, "position", uint64_t(INT64_MAX));
-  std::vector<iovec> iov(count);
-  for (uint32_t i = 0; i < count; i++) {
-    Napi::Value v = list.Get(i);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw Napi::TypeError::New(env, "preadNoWait: buffer " + std::to_string(i) + " is not a Uint8Array");
-    }
-    Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-    iov[i].iov_base = b.Data();
-    iov[i].iov_len = b.ByteLength();
-  }
   ssize_t n;
   do {
-    n = preadv2(fd, iov.data(), int(count), off_t(position), RWF_NOWAIT);
+    n = preadv2(fd, iov.data(), int(iov.size()), off_t(position), RWF_NOWAIT);
   } while (n < 0 && errno == EINTR);
   if (n >= 0) return Napi::Number::New(env, double(n));
   if (errno == EAGAIN) return Napi::Number::New(env, -1);

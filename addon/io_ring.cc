@@ -127,24 +127,10 @@ class IoRing : public Napi::ObjectWrap<IoRing> {
     const char* op = write ? "IoRing.writev" : "IoRing.readv";
     CheckUp(env, op);
     int fd = ArgFd(info, 0, "fd");
-    if (!info[1].IsArray()) throw Napi::TypeError::New(env, std::string(op) + ": buffers must be an array of Uint8Array");
-    Napi::Array list = info[1].As<Napi::Array>();
-    uint32_t count = list.Length();
-    if (count == 0 || count > IOV_MAX) {
-      throw Napi::RangeError::New(env, std::string(op) + ": " + std::to_string(count) + " buffers; 1 to " + std::to_string(IOV_MAX) + " allowed");
-    }
+    std::vector<iovec> iov = Uint8ArrayIovecs(env, info[1], op);
+    uint32_t count = uint32_t(iov.size());
     uint64_t position = ArgU64(info, 2, "position", uint64_t(INT64_MAX));
     uint32_t tag = uint32_t(ArgU64(info, 3, "tag", UINT32_MAX));
-    std::vector<iovec> iov(count);
-    for (uint32_t i = 0; i < count; i++) {
-      Napi::Value v = list.Get(i);
-      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-        throw Napi::TypeError::New(env, std::string(op) + ": buffer " + std::to_string(i) + " is not a Uint8Array");
-      }
-      Napi::Uint8Array b = v.As<Napi::Uint8Array>();
-      iov[i].iov_base = b.Data();
-      iov[i].iov_len = b.ByteLength();
-    }
     io_uring_sqe* sqe = NextSqe(env, op);
     if (write) {
       io_uring_prep_writev(sqe, fd, iov.data(), count, position);

@@ -15,6 +15,13 @@ test('preadNoWait: reads into the buffers in order, or says why not', () => {
     try {
       const a = new Uint8Array(3);
       const b = new Uint8Array(2);
+      // Bad buffer lists are refused before any read, naming the bad buffer.
+      const bad = (buffers: unknown, re: RegExp, type: typeof TypeError | typeof RangeError): void =>
+        assert.throws(() => preadNoWait(fd, buffers as Uint8Array[], 0), (e: unknown) => e instanceof type && re.test((e as Error).message));
+      bad([], /0 buffers; 1 to \d+ allowed/, RangeError);
+      bad(new Uint8Array(4), /must be an array of Uint8Array/, TypeError);
+      bad([a, new DataView(new ArrayBuffer(4))], /buffer 1 is not a Uint8Array/, TypeError);
+      bad([a, b, 'abc'], /buffer 2 is not a Uint8Array/, TypeError);
       const r = preadNoWait(fd, [a, b], 10);
       // Just written, so cached; a file system without RWF_NOWAIT (tmpfs) says so instead.
       if (r === 'unsupported') return;

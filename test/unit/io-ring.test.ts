@@ -67,6 +67,10 @@ test(
     }
     // A refused argument throws and leaves the ring as it was.
     assert.throws(() => ring.readv(fd, [], 0, () => undefined), RangeError);
+    // Every buffer must be a Uint8Array (guest memory views); the message names the bad one.
+    const notBytes = [new Uint8Array(4), new Uint16Array(2), { byteLength: 4 }] as unknown as Uint8Array[];
+    assert.throws(() => ring.readv(fd, notBytes, 0, () => undefined), (e: unknown) => e instanceof TypeError && /buffer 1 is not a Uint8Array/.test(e.message));
+    assert.throws(() => ring.readv(fd, [notBytes[0], notBytes[2]] as Uint8Array[], 0, () => undefined), (e: unknown) => e instanceof TypeError && /buffer 1 is not a Uint8Array/.test(e.message));
     assert.is(ring.inFlight, 0);
     assert.is(await run((d) => ring.readv(fd, [new Uint8Array(4)], 0, d)), 4, 'still works');
     ring.close();
