@@ -32,9 +32,10 @@
 // waits for the disk or a lock on that thread; when it holds a prefix (a sequential read that
 // catches up with the host's readahead), that prefix is copied and the caller reads only the
 // rest with startRead(), not the whole range again. Reads above READ_NOW_MAX always go to the
-// threadpool (a 1 MiB page-cache copy already takes tens of µs of event-loop time). File systems without RWF_NOWAIT (tmpfs) answer EOPNOTSUPP once and are not
-// asked again. Buffered writes have no such path: pwritev2(RWF_NOWAIT) is EOPNOTSUPP for them on
-// ext4 and tmpfs (checked on Linux 6.18), so writes stay on the threadpool.
+// threadpool (a 1 MiB page-cache copy already takes tens of µs of event-loop time). File systems
+// without RWF_NOWAIT (tmpfs) answer EOPNOTSUPP once and are not asked again. Buffered writes have
+// no such path: pwritev2(RWF_NOWAIT) is EOPNOTSUPP for them on ext4 and tmpfs (checked on Linux
+// 6.18), so writes stay on the threadpool.
 //
 // Direct mode (FileBackendOptions.direct, QEMU's cache=none, Cloud Hypervisor's direct=on): the
 // image is opened O_DIRECT, so transfers go between the device and the guest's buffers without
