@@ -34,7 +34,7 @@ const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_WARMUP_S = 10;
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
-       [--tests LIST] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--tests LIST] [--buffers contiguous|scattered] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -46,6 +46,10 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
                     figure is reported as the cold figure (coldFigures in the JSON)
   --size MiB        scratch disk size (default 256)
   --tests LIST      blkbench tests, TEST[:QD] comma-separated (default ${DEFAULT_TESTS})
+  --buffers LAYOUT  the physical layout of blkbench's I/O buffers in the guest (blkbench -l):
+                    contiguous (default: one segment, one descriptor per buffer) or scattered
+                    (every page its own segment: 256 descriptors and two requests per 1 MiB);
+                    built the same in every boot, so both VMMs get the same descriptors
   --tsvmm-cache LIST tsvmm's scratch-disk modes, comma-separated (default writeback): writeback
                     (the host's page cache; variant 'tsvmm') and direct (--disk PATH:direct,
                     O_DIRECT; variant 'tsvmm-direct', the like of QEMU's cache=none)
@@ -75,6 +79,8 @@ interface Options {
   warmupS: number;
   sizeMiB: number;
   tests: string[];
+  /** blkbench -l: the guest buffers' physical layout (test/guest/blkbench.c). */
+  buffers: 'contiguous' | 'scattered';
   qemuCaches: string[];
   tsvmmCaches: ('writeback' | 'direct')[];
   tsvmmAios: ('io_uring' | 'threads')[];
@@ -124,6 +130,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       warmup: { type: 'string' },
       size: { type: 'string' },
       tests: { type: 'string' },
+      buffers: { type: 'string' },
       'qemu-cache': { type: 'string' },
       'tsvmm-cache': { type: 'string' },
       'tsvmm-aio': { type: 'string' },
@@ -146,6 +153,8 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   }
   const tests = (values.tests ?? DEFAULT_TESTS).split(',').filter(Boolean);
   for (const t of tests) if (!/^(seq|rand)(read|write)(:\d+)?$/.test(t)) throw new Error(`--tests: '${t}' is not TEST[:QD] (seqread, seqwrite, randread, randwrite)`);
+  const buffers = values.buffers ?? 'contiguous';
+  if (buffers !== 'contiguous' && buffers !== 'scattered') throw new Error(`--buffers: '${buffers}' is not contiguous or scattered`);
   const qemuCaches = (values['qemu-cache'] ?? 'writeback').split(',').filter(Boolean);
   for (const c of qemuCaches) if (!/^(none|writeback|writethrough|directsync|unsafe)$/.test(c)) throw new Error(`--qemu-cache: '${c}' is not a QEMU cache mode`);
   const tsvmmCaches = (values['tsvmm-cache'] ?? 'writeback').split(',').filter(Boolean);
@@ -181,6 +190,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     warmupS,
     sizeMiB: positive('size', values.size, 256),
     tests,
+    buffers,
     qemuCaches,
     tsvmmCaches,
     tsvmmAios,
@@ -203,7 +213,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   // and building there would be slow), no --testbed, no --json (written here).
   const forward = [
     '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
-    '--tests', tests.join(','), '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','),
+    '--tests', tests.join(','), '--buffers', buffers, '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','),
     '--tsvmm-aio', tsvmmAios.join(','), '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
@@ -245,7 +255,7 @@ function guestScript(opts: Options, run: boolean): string {
   const find = 'for d in /sys/block/vd*; do if [ "$(cat $d/ro)" = 1 ]; then T=${d##*/}; else S=${d##*/}; fi; done';
   const mount = 'mkdir -p /mnt/t && mount -t ext4 -o ro /dev/$T /mnt/t';
   const warm = opts.warmupS > 0 ? `-w ${opts.warmupS} ` : '';
-  const bench = run ? `/mnt/t/blkbench ${warm}/dev/$S ${opts.seconds} ${opts.tests.join(' ')}` : 'test -x /mnt/t/blkbench && echo BLKBENCH-BASELINE-$((6*7))';
+  const bench = run ? `/mnt/t/blkbench ${warm}-l ${opts.buffers} /dev/$S ${opts.seconds} ${opts.tests.join(' ')}` : 'test -x /mnt/t/blkbench && echo BLKBENCH-BASELINE-$((6*7))';
   return `${find}; ${mount} && ${bench}\nexit\n`;
 }
 
@@ -366,6 +376,10 @@ function invalid(v: Variant, b: Boot, opts: Options): string | undefined {
   if (!g.done) return `blkbench did not finish (exit ${b.code})`;
   if (g.device?.bytes !== opts.sizeMiB * 1024 * 1024) return `the guest benchmarked ${g.device?.path} of ${g.device?.bytes} bytes, not the ${opts.sizeMiB} MiB scratch disk`;
   if (g.results.length !== opts.tests.length) return `${g.results.length} results for ${opts.tests.length} tests`;
+  for (const r of [...g.results, ...g.warmups]) {
+    const want = opts.buffers === 'contiguous' ? 1 : r.bs / 4096;
+    if (r.segments !== want) return `${r.test} ran on buffers of ${r.segments} physical segments, not ${want} (--buffers ${opts.buffers})`;
+  }
   if (b.code !== 0) return `${v.name} exited with ${b.code}`;
   return undefined;
 }
@@ -473,7 +487,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     const e = exitsPerRequest(runs.filter((r) => r.variant === n));
     return e ? [[n, e]] : [];
   }));
-  console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test after ${opts.warmupS} s of warm-up, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest; median [min-max]`);
+  console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test after ${opts.warmupS} s of warm-up, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest from ${opts.buffers} buffers; median [min-max]`);
   console.log(`(ratio: a tsvmm variant / a QEMU one, higher is better for tsvmm; tsvmm-direct/qemu-none is like for like, both O_DIRECT, as is tsvmm/qemu-writeback; irq/req: the guest's interrupts per completed request)\n`);
   console.log(formatTable(figures, names));
   if (coldFigures.length > 0) {
@@ -483,7 +497,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   console.log(`\nhost CPU time of the VMM process per request, µs (median; main thread + vCPU thread + other threads; where the host has one CPU, as the test bed has, 1e6 / total bounds the request rate):\n`);
   console.log(formatCpuTable(figures, names));
   if (figures.some((f) => Object.values(f.variants).some((v) => v.kvmPerRequest))) {
-    console.log(`\nKVM exits per request (debugfs counters of the kernel running the VMM, one VM at a time; median): all exits / to user space (MMIO + PIO) / HLT / interrupts injected\n`);
+    console.log(`\nKVM exits per request (debugfs counters of the kernel running the VMM, one VM at a time; median): all exits / to user space (MMIO + PIO) / HLT / interrupts injected / µs a halted vCPU spent polling before it slept\n`);
     console.log(formatKvmTable(figures, names));
   }
   for (const [name, exits] of Object.entries(exitsByVariant)) {
@@ -513,6 +527,7 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
     rounds: round,
     sessions: sessions.length,
     tests: opts.tests,
+    buffers: opts.buffers,
     qemuVersion: first.qemuVersion,
     commands: first.commands,
     figures,

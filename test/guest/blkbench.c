@@ -1,18 +1,18 @@
 /*
  * blkbench: block-device throughput and IOPS inside a guest, for bench/blk.ts.
  *
- *   blkbench [-w WARMUP] DEVICE SECONDS TEST[:QD] [TEST[:QD]]...
+ *   blkbench [-w WARMUP] [-l LAYOUT] DEVICE SECONDS TEST[:QD] [TEST[:QD]]...
  *
  * TEST is seqread or seqwrite (1 MiB requests, consecutive offsets wrapping round the device)
  * or randread or randwrite (4 KiB requests at uniformly random 4 KiB-aligned offsets); QD is
  * the queue depth, default 1. Each test runs for SECONDS, and prints one line:
  *
- *   BLKBENCH-RESULT test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I
+ *   BLKBENCH-RESULT test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I segments=G
  *
  * after one `BLKBENCH-DEVICE path=/dev/vda bytes=N irq=virtio0` line, and `blkbench: done` after
  * the last. With -w, each test first runs untimed for WARMUP seconds and prints
  *
- *   BLKBENCH-WARM test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I
+ *   BLKBENCH-WARM test=randread bs=4096 qd=1 ops=N bytes=N seconds=S iops=X mibps=Y requests=R interrupts=I segments=G
  *
  * before its timed run: a VMM whose device code is compiled while it runs (tsvmm's JavaScript)
  * reaches its steady state there, and the warm-up line keeps the cold figure. A warm-up of a
@@ -30,6 +30,21 @@
  * written data durable, which is part of what writing costs (virtio-blk with VIRTIO_BLK_F_FLUSH
  * is a write-back cache). Any failed or short system call ends the program with status 1 and a
  * message naming it.
+ *
+ * The I/O buffers' physical layout (-l, default contiguous). An O_DIRECT request carries the
+ * guest-physical pages of the user buffer: physically adjacent pages become one segment, one
+ * virtio descriptor; a 1 MiB buffer of 256 scattered pages is 256 descriptors and, over the
+ * driver's seg_max (254 for QEMU and tsvmm alike), two requests. A plain posix_memalign buffer
+ * lands wherever the guest's page allocator puts it, which differs from boot to boot (3 to 130
+ * descriptors per request were seen), so the 1 MiB figures of two VMMs would compare different
+ * work. The layout is therefore built, the same in every boot:
+ *   contiguous  a window of physically consecutive pages (found through /proc/self/pagemap in a
+ *               larger populated mapping): one segment per buffer, one request per 1 MiB;
+ *   scattered   every page of the buffer moved (mremap) from a pool in descending physical
+ *               order, so no two are adjacent: one segment per page, as many as possible.
+ * segments= on each line is the largest count of physically contiguous runs in one worker's
+ * buffer (1 and 256 for a 1 MiB buffer, 1 for 4 KiB either way). Reading physical frame numbers
+ * from pagemap needs CAP_SYS_ADMIN (the guest's shell is root); without it, blkbench exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,14 +56,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SEQ_BS (1u << 20)
 #define RAND_BS 4096u
-#define ALIGN 4096u
 #define MAX_QD 64
+#define PAGE 4096u
+/* The contiguous layout looks for its window in a pool of 4x the buffer, then 16x, 64x. */
+#define POOL_TRIES 3
+
+enum layout { LAYOUT_CONTIGUOUS, LAYOUT_SCATTERED };
 
 struct test {
 	const char *name;
@@ -73,6 +93,9 @@ struct worker {
 	uint64_t seed;
 	uint64_t ops;
 	void *buf;
+	/* The mapping(s) to unmap when the test ends (buf lies inside map). */
+	void *map;
+	size_t map_len;
 };
 
 static void die(const char *what)
@@ -203,6 +226,116 @@ static void find_counters(const char *path, struct counters *c)
 	memcpy(c->irq_name, name ? name + 1 : target, strlen(name ? name + 1 : target) + 1);
 }
 
+/* Physical frame numbers of `pages` pages from `addr` (/proc/self/pagemap: 8 bytes per page,
+ * bit 63 present, bits 0-54 the PFN). Exits where a page is not present or the PFN reads as 0
+ * (the kernel hides PFNs from a process without CAP_SYS_ADMIN). */
+static void frames(const void *addr, size_t pages, uint64_t *pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	if (fd < 0)
+		die("/proc/self/pagemap");
+	off_t at = (off_t)((uintptr_t)addr / PAGE * sizeof(uint64_t));
+	size_t want = pages * sizeof(uint64_t), got = 0;
+	while (got < want) {
+		ssize_t n = pread(fd, (char *)pfn + got, want - got, at + (off_t)got);
+		if (n < 0)
+			die("pread /proc/self/pagemap");
+		if (n == 0)
+			die_msg("/proc/self/pagemap ended early");
+		got += (size_t)n;
+	}
+	close(fd);
+	for (size_t i = 0; i < pages; i++) {
+		if (!(pfn[i] >> 63) || (pfn[i] & ((1ULL << 55) - 1)) == 0)
+			die_msg("a buffer page has no physical frame number in /proc/self/pagemap (not present, or no CAP_SYS_ADMIN)");
+		pfn[i] &= (1ULL << 55) - 1;
+	}
+}
+
+/* Physically contiguous runs in `pages` pages at `addr`: the segments a request from it has. */
+static unsigned segments_of(const void *addr, size_t pages, uint64_t *scratch)
+{
+	frames(addr, pages, scratch);
+	unsigned runs = 1;
+	for (size_t i = 1; i < pages; i++)
+		if (scratch[i] != scratch[i - 1] + 1)
+			runs++;
+	return runs;
+}
+
+/* Anonymous memory, every page written (so that each has its frame now). Huge pages where the
+ * kernel has them (a 2 MiB page is 512 contiguous frames); the guest's kernel has none, and there
+ * the pages come from its free lists, fresh blocks of which are handed out in ascending order. */
+static void *populated(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	(void)madvise(p, len, MADV_HUGEPAGE); /* EINVAL without THP: a hint only */
+	for (size_t i = 0; i < len; i += PAGE)
+		((volatile unsigned char *)p)[i] = 1;
+	return p;
+}
+
+static int pfn_desc(const void *a, const void *b)
+{
+	uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* A buffer of `len` bytes (a multiple of PAGE) in the given physical layout (header comment). */
+static void alloc_buffer(struct worker *w, size_t len, enum layout layout)
+{
+	size_t pages = len / PAGE;
+	if (layout == LAYOUT_CONTIGUOUS) {
+		size_t pool = pages * 4;
+		for (int t = 0; t < POOL_TRIES; t++, pool *= 4) {
+			unsigned char *p = populated(pool * PAGE);
+			uint64_t *pfn = malloc(pool * sizeof *pfn);
+			if (!pfn)
+				die("malloc");
+			frames(p, pool, pfn);
+			size_t run = 1, start = SIZE_MAX;
+			for (size_t i = 1; i < pool && start == SIZE_MAX; i++) {
+				run = pfn[i] == pfn[i - 1] + 1 ? run + 1 : 1;
+				if (run >= pages)
+					start = i + 1 - pages;
+			}
+			if (pages == 1)
+				start = 0;
+			free(pfn);
+			if (start != SIZE_MAX) {
+				w->map = p, w->map_len = pool * PAGE, w->buf = p + start * PAGE;
+				return;
+			}
+			if (munmap(p, pool * PAGE) != 0)
+				die("munmap");
+		}
+		die_msg("no physically contiguous window for a buffer (guest memory too fragmented)");
+	}
+	/* Scattered: the pool's pages sorted by descending frame, moved in that order into a
+	 * reserved range, so that each page's successor sits just below it, never just above. */
+	unsigned char *p = populated(pages * PAGE);
+	uint64_t(*pairs)[2] = malloc(pages * sizeof *pairs);
+	uint64_t *pfn = malloc(pages * sizeof *pfn);
+	if (!pairs || !pfn)
+		die("malloc");
+	frames(p, pages, pfn);
+	for (size_t i = 0; i < pages; i++)
+		pairs[i][0] = pfn[i], pairs[i][1] = i;
+	qsort(pairs, pages, sizeof *pairs, pfn_desc);
+	unsigned char *dst = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (dst == MAP_FAILED)
+		die("mmap");
+	for (size_t k = 0; k < pages; k++)
+		if (mremap(p + pairs[k][1] * PAGE, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, dst + k * PAGE) == MAP_FAILED)
+			die("mremap");
+	free(pairs);
+	free(pfn);
+	/* Every page of p moved out: its range is unmapped already. */
+	w->map = dst, w->map_len = len, w->buf = dst;
+}
+
 static void *run_worker(void *arg)
 {
 	struct worker *w = arg;
@@ -266,10 +399,13 @@ static void parse_test(const char *arg, struct test *t)
 	}
 }
 
-static void run_test(int fd, uint64_t dev_size, const struct counters *c, const struct test *t, double secs, const char *label)
+static void run_test(int fd, uint64_t dev_size, const struct counters *c, const struct test *t, double secs, enum layout layout,
+		     const char *label)
 {
 	struct shared sh = { .fd = fd, .dev_size = dev_size, .bs = t->sequential ? SEQ_BS : RAND_BS, .t = t };
 	struct worker w[MAX_QD];
+	uint64_t scratch[SEQ_BS / PAGE];
+	unsigned segments = 0;
 	int err;
 
 	if (dev_size < sh.bs)
@@ -278,11 +414,10 @@ static void run_test(int fd, uint64_t dev_size, const struct counters *c, const 
 	for (unsigned i = 0; i < t->qd; i++) {
 		w[i].sh = &sh;
 		w[i].seed = 0x9E3779B97F4A7C15ULL * (i + 1);
-		err = posix_memalign(&w[i].buf, ALIGN, sh.bs);
-		if (err != 0) {
-			errno = err;
-			die("posix_memalign");
-		}
+		alloc_buffer(&w[i], sh.bs, layout);
+		unsigned segs = segments_of(w[i].buf, sh.bs / PAGE, scratch);
+		if (segs > segments)
+			segments = segs;
 		/* Non-zero, varied data: nothing on the way may treat the writes as zeroes. */
 		for (uint64_t j = 0; j < sh.bs; j++)
 			((unsigned char *)w[i].buf)[j] = (unsigned char)(j * 131 + i * 7 + 1);
@@ -323,12 +458,13 @@ static void run_test(int fd, uint64_t dev_size, const struct counters *c, const 
 	uint64_t ops = 0;
 	for (unsigned i = 0; i < t->qd; i++) {
 		ops += w[i].ops;
-		free(w[i].buf);
+		if (munmap(w[i].map, w[i].map_len) != 0)
+			die("munmap");
 	}
 	double bytes = (double)ops * (double)sh.bs;
-	printf("BLKBENCH-%s test=%s bs=%llu qd=%u ops=%llu bytes=%.0f seconds=%.6f iops=%.1f mibps=%.3f requests=%lld interrupts=%lld\n", label, t->name,
+	printf("BLKBENCH-%s test=%s bs=%llu qd=%u ops=%llu bytes=%.0f seconds=%.6f iops=%.1f mibps=%.3f requests=%lld interrupts=%lld segments=%u\n", label, t->name,
 	       (unsigned long long)sh.bs, t->qd, (unsigned long long)ops, bytes, elapsed, (double)ops / elapsed,
-	       bytes / elapsed / (1024.0 * 1024.0), req0 < 0 ? -1 : req1 - req0, irq0 < 0 ? -1 : irq1 - irq0);
+	       bytes / elapsed / (1024.0 * 1024.0), req0 < 0 ? -1 : req1 - req0, irq0 < 0 ? -1 : irq1 - irq0, segments);
 	if (fflush(stdout) != 0)
 		die("fflush(stdout)");
 }
@@ -349,13 +485,23 @@ static double parse_seconds(const char *what, const char *arg)
 int main(int argc, char **argv)
 {
 	double warmup = 0;
-	if (argc > 2 && strcmp(argv[1], "-w") == 0) {
-		warmup = parse_seconds("WARMUP", argv[2]);
+	enum layout layout = LAYOUT_CONTIGUOUS;
+	while (argc > 2 && argv[1][0] == '-') {
+		if (strcmp(argv[1], "-w") == 0) {
+			warmup = parse_seconds("WARMUP", argv[2]);
+		} else if (strcmp(argv[1], "-l") == 0 && strcmp(argv[2], "contiguous") == 0) {
+			layout = LAYOUT_CONTIGUOUS;
+		} else if (strcmp(argv[1], "-l") == 0 && strcmp(argv[2], "scattered") == 0) {
+			layout = LAYOUT_SCATTERED;
+		} else {
+			fprintf(stderr, "blkbench: unknown option '%s %s' (-w SECONDS, -l contiguous|scattered)\n", argv[1], argv[2]);
+			return 2;
+		}
 		argc -= 2;
 		argv += 2;
 	}
 	if (argc < 4) {
-		fprintf(stderr, "usage: blkbench [-w WARMUP] DEVICE SECONDS TEST[:QD]...\n"
+		fprintf(stderr, "usage: blkbench [-w WARMUP] [-l contiguous|scattered] DEVICE SECONDS TEST[:QD]...\n"
 				"  TEST: seqread seqwrite (1 MiB requests) randread randwrite (4 KiB); QD 1-%d\n",
 			MAX_QD);
 		return 2;
@@ -385,8 +531,8 @@ int main(int argc, char **argv)
 	       c.irq_name[0] ? c.irq_name : "-");
 	for (int i = 0; i < ntests; i++) {
 		if (warmup > 0)
-			run_test(fd, dev_size, &c, &tests[i], warmup, "WARM");
-		run_test(fd, dev_size, &c, &tests[i], secs, "RESULT");
+			run_test(fd, dev_size, &c, &tests[i], warmup, layout, "WARM");
+		run_test(fd, dev_size, &c, &tests[i], secs, layout, "RESULT");
 	}
 	if (close(fd) != 0)
 		die("close");

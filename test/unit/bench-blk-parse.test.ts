@@ -5,7 +5,7 @@ import { parseGuestOutput } from '../../src/bench/blk/parse.js';
 import { formatTable, ratioPairs, summarise, type VmmRun } from '../../src/bench/blk/report.js';
 
 const line = (kind: string, test: string, iops: number): string =>
-  `BLKBENCH-${kind} test=${test} bs=4096 qd=1 ops=${iops * 2} bytes=${iops * 8192} seconds=2.000000 iops=${iops}.0 mibps=1.000 requests=${iops * 2} interrupts=${iops * 2}\r`;
+  `BLKBENCH-${kind} test=${test} bs=4096 qd=1 ops=${iops * 2} bytes=${iops * 8192} seconds=2.000000 iops=${iops}.0 mibps=1.000 requests=${iops * 2} interrupts=${iops * 2} segments=1\r`;
 
 test('parseGuestOutput: warm-up lines are kept apart from the timed results', () => {
   const console = [
@@ -21,6 +21,7 @@ test('parseGuestOutput: warm-up lines are kept apart from the timed results', ()
   assert.equal(run.device, { path: '/dev/vda', bytes: 268435456, irq: 'virtio0' });
   assert.equal(run.results.map((r) => [r.test, r.iops]), [['randread', 400], ['seqread', 90]]);
   assert.equal(run.warmups.map((r) => [r.test, r.iops]), [['randread', 150], ['seqread', 50]]);
+  assert.equal(run.results.map((r) => r.segments), [1, 1]);
   assert.ok(run.done);
 });
 
@@ -30,6 +31,8 @@ test('parseGuestOutput: without -w there are no warm-ups; a bad field throws', (
   assert.is(run.warmups.length, 0);
   assert.throws(() => parseGuestOutput('BLKBENCH-WARM test=randread bs=4096 qd=1 ops=x'), /numeric/);
   assert.throws(() => parseGuestOutput(line('WARM', 'sideways', 1)), /unknown test/);
+  // A line without segments= (a blkbench from before -l) is refused, not read as 0 segments.
+  assert.throws(() => parseGuestOutput(line('RESULT', 'randread', 1).replace(' segments=1', '')), /numeric segments/);
 });
 
 test('summarise: every tsvmm variant gets a ratio against every peer, keyed ours/peer', () => {

@@ -7,8 +7,11 @@ import { existsSync, readFileSync } from 'node:fs';
 
 const DIR = '/sys/kernel/debug/kvm';
 
-/** The counters reported: every exit; those that reached user space (MMIO, PIO); HLTs; interrupts injected. */
-export const KVM_COUNTERS = ['exits', 'mmio_exits', 'io_exits', 'halt_exits', 'irq_injections'] as const;
+/** The counters reported: every exit; those that reached user space (MMIO, PIO); HLTs; interrupts
+ * injected; and the time a halted vCPU spent polling for a wake-up before it slept (halt polling:
+ * ns that ended in a wake-up, ns that did not), CPU the vCPU thread holds while the VMM's other
+ * threads may be waiting for it. */
+export const KVM_COUNTERS = ['exits', 'mmio_exits', 'io_exits', 'halt_exits', 'irq_injections', 'halt_poll_success_ns', 'halt_poll_fail_ns'] as const;
 export type KvmCounters = Record<(typeof KVM_COUNTERS)[number], number>;
 
 /**

@@ -16,6 +16,9 @@ export interface GuestResult {
   requests: number;
   /** Interrupts of the device's virtio IRQ line seen by the guest (-1: unknown). */
   interrupts: number;
+  /** Physically contiguous runs in one worker's I/O buffer (the most of any worker): the data
+   * descriptors a request from it carries (blkbench -l). */
+  segments: number;
 }
 
 export interface GuestRun {
@@ -65,6 +68,7 @@ export function parseGuestOutput(console: string): GuestRun {
         mibps: num(f, 'mibps', line),
         requests: num(f, 'requests', line),
         interrupts: num(f, 'interrupts', line),
+        segments: num(f, 'segments', line),
       });
     } else if (line.startsWith('blkbench: done')) {
       run.done = true;

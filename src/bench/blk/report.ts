@@ -191,15 +191,15 @@ export function formatCpuTable(figures: readonly FigureSummary[], variants: read
   return [line(head), rule, ...rows.map(line)].join('\n');
 }
 
-/** KVM's exits per request: all / to user space (MMIO + PIO) / HLT / interrupts injected. */
+/** KVM's exits per request: all / to user space (MMIO + PIO) / HLT / interrupts injected / µs of halt polling. */
 export function formatKvmTable(figures: readonly FigureSummary[], variants: readonly string[]): string {
-  const head = ['figure', ...variants.map((v) => `${v}: all / user (mmio+pio) / hlt / irq`)];
+  const head = ['figure', ...variants.map((v) => `${v}: all / user (mmio+pio) / hlt / irq / poll µs`)];
   const rows = figures.map((f) => [
     `${f.test} QD${f.qd}`,
     ...variants.map((v) => {
       const k = f.variants[v]?.kvmPerRequest;
       return k
-        ? `${k.exits.toFixed(1)} / ${(k.mmio_exits + k.io_exits).toFixed(2)} (${k.mmio_exits.toFixed(2)}+${k.io_exits.toFixed(2)}) / ${k.halt_exits.toFixed(2)} / ${k.irq_injections.toFixed(2)}`
+        ? `${k.exits.toFixed(1)} / ${(k.mmio_exits + k.io_exits).toFixed(2)} (${k.mmio_exits.toFixed(2)}+${k.io_exits.toFixed(2)}) / ${k.halt_exits.toFixed(2)} / ${k.irq_injections.toFixed(2)} / ${((k.halt_poll_success_ns + k.halt_poll_fail_ns) / 1000).toFixed(0)}`
         : '-';
     }),
   ]);
