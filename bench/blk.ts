@@ -34,7 +34,7 @@ const JSON_PREFIX = 'BLK-JSON ';
 const DEFAULT_WARMUP_S = 10;
 const DEFAULT_TESTS = 'seqread,seqwrite,randread,randwrite,randread:8,randwrite:8';
 const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N] [--seconds S] [--warmup S] [--size MiB]
-       [--tests LIST] [--buffers contiguous|scattered] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
+       [--tests LIST] [--buffers contiguous|scattered] [--tsvmm-cache LIST] [--tsvmm-aio LIST] [--tsvmm-io-boost LIST] [--qemu-cache LIST] [--qemu-aio LIST] [--scratch-fs tmp|ext4] [--kernel F --initrd F] [--tools F] [--json FILE] [--vm-timeout S]
   --testbed         run inside the nested-KVM test bed (the default where /dev/kvm is kvm-pvm or absent)
   --native          run on this host whatever its /dev/kvm
   --rounds N        boots of each VMM, interleaved (default 3)
@@ -56,6 +56,10 @@ const USAGE = `usage: node dist/bench/blk.js [--testbed | --native] [--rounds N]
   --tsvmm-aio LIST  tsvmm's I/O engines, comma-separated (default threads): threads (libuv's
                     threadpool) and io_uring (:aio=io_uring; variants named with '-io_uring'),
                     each with every --tsvmm-cache mode
+  --tsvmm-io-boost LIST
+                    tsvmm's --io-boost values, comma-separated (default: tsvmm's own default):
+                    default or a number of nice steps (variants named with '-boostN'), each with
+                    every engine and cache mode
   --qemu-aio LIST   QEMU -drive aio= engines, comma-separated (default threads, the issue's peer):
                     threads and io_uring (variants named with '-io_uring')
   --qemu-cache LIST QEMU -drive cache= modes to compare, comma-separated (default writeback;
@@ -84,6 +88,8 @@ interface Options {
   qemuCaches: string[];
   tsvmmCaches: ('writeback' | 'direct')[];
   tsvmmAios: ('io_uring' | 'threads')[];
+  /** tsvmm --io-boost values; undefined: tsvmm's default. */
+  tsvmmIoBoosts: (number | undefined)[];
   qemuAios: ('io_uring' | 'threads')[];
   scratchFs: 'tmp' | 'ext4';
   kernel: string;
@@ -135,6 +141,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       'tsvmm-cache': { type: 'string' },
       'tsvmm-aio': { type: 'string' },
       'qemu-aio': { type: 'string' },
+      'tsvmm-io-boost': { type: 'string' },
       'scratch-fs': { type: 'string' },
       kernel: { type: 'string' },
       initrd: { type: 'string' },
@@ -168,6 +175,13 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   };
   const tsvmmAios = aioList('tsvmm-aio', 'threads');
   const qemuAios = aioList('qemu-aio', 'threads');
+  const ioBoostArg = values['tsvmm-io-boost'] ?? 'default';
+  const tsvmmIoBoosts = ioBoostArg.split(',').filter(Boolean).map((b) => {
+    if (b === 'default') return undefined;
+    if (!/^\d+$/.test(b)) throw new Error(`--tsvmm-io-boost: '${b}' is not default or a number of nice steps`);
+    return Number(b);
+  });
+  if (tsvmmIoBoosts.length === 0) throw new Error('--tsvmm-io-boost: empty list');
   const scratchFsGiven = values['scratch-fs'];
   if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
   // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
@@ -194,6 +208,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     qemuCaches,
     tsvmmCaches,
     tsvmmAios,
+    tsvmmIoBoosts,
     qemuAios,
     scratchFs,
     kernel,
@@ -214,7 +229,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const forward = [
     '--seconds', String(opts.seconds), '--warmup', String(opts.warmupS), '--size', String(opts.sizeMiB),
     '--tests', tests.join(','), '--buffers', buffers, '--qemu-cache', qemuCaches.join(','), '--tsvmm-cache', tsvmmCaches.join(','),
-    '--tsvmm-aio', tsvmmAios.join(','), '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
+    '--tsvmm-aio', tsvmmAios.join(','), '--tsvmm-io-boost', ioBoostArg, '--qemu-aio', qemuAios.join(','), '--scratch-fs', scratchFs, '--kernel', kernel, '--initrd', initrd,
     '--tools', opts.tools, '--vm-timeout', String(opts.vmTimeoutS),
   ];
   return { opts, testbed, forward };
@@ -341,11 +356,12 @@ interface Variant {
 }
 
 function variants(opts: Options, scratch: string): Variant[] {
-  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads'): Variant => ({
-    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}`,
+  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads', boost: number | undefined): Variant => ({
+    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}${boost === undefined ? '' : `-boost${boost}`}`,
     cmd: process.execPath,
     args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
-      '--disk', `${scratch}${cache === 'direct' ? ':direct' : ''}:aio=${aio}`, '--disk', `${opts.tools}:ro`, '--stats'],
+      '--disk', `${scratch}${cache === 'direct' ? ':direct' : ''}:aio=${aio}`, '--disk', `${opts.tools}:ro`, '--stats',
+      ...(boost === undefined ? [] : ['--io-boost', String(boost)])],
   });
   // The QEMU line of bench/boot.ts plus two virtio-blk-device disks on the microvm's virtio-mmio
   // transports (which QEMU announces on the kernel command line itself); aio=threads is QEMU's
@@ -359,7 +375,7 @@ function variants(opts: Options, scratch: string): Variant[] {
       '-drive', `file=${opts.tools},if=none,id=tools,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=tools'],
   });
   return [
-    ...opts.tsvmmAios.flatMap((aio) => opts.tsvmmCaches.map((cache) => tsvmm(cache, aio))),
+    ...opts.tsvmmIoBoosts.flatMap((boost) => opts.tsvmmAios.flatMap((aio) => opts.tsvmmCaches.map((cache) => tsvmm(cache, aio, boost)))),
     ...opts.qemuAios.flatMap((aio) => opts.qemuCaches.map((cache) => qemu(cache, aio))),
   ];
 }

@@ -21,11 +21,13 @@ export interface BootArgs {
   cmdline: string;
   cpus: number;
   memoryMiB: number;
+  /** --io-boost: nice steps the event loop runs above the vCPU threads; absent: the default. */
+  eventLoopBoost?: number;
   stats: boolean;
   help: boolean;
 }
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--cmdline S] [--cpus N] [--memory MiB] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw);
@@ -45,6 +47,10 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
                    console=ttyS0 is added unless S names a console
   --cpus N         vCPUs (default 1, at most 32)
   --memory MiB     guest RAM (default 256)
+  --io-boost N     run the event loop (every device's work) N nice steps above the vCPU threads,
+                   so that where they share a CPU a guest's request is served when it is made,
+                   not when the guest next idles (default 5, 0 for none; needs CAP_SYS_NICE or
+                   RLIMIT_NICE, else nothing changes and --stats says why)
   --stats          print exit counts per vCPU and per port when the VM ends`;
 
 function intOption(name: string, raw: string | undefined, fallback: number): number {
@@ -93,6 +99,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
         cmdline: { type: 'string' },
         cpus: { type: 'string' },
         memory: { type: 'string' },
+        'io-boost': { type: 'string' },
         stats: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -121,5 +128,10 @@ export function parseBootArgs(argv: string[]): BootArgs {
     help,
   };
   if (values.initrd !== undefined) args.initrd = values.initrd;
+  if (values['io-boost'] !== undefined) {
+    const n = intOption('io-boost', values['io-boost'], 0);
+    if (n > 39) throw new UsageError(`--io-boost ${n}: at most 39 nice steps`, BOOT_USAGE);
+    args.eventLoopBoost = n;
+  }
   return args;
 }

@@ -6,6 +6,7 @@ import { Machine, type MachineExit } from '../machine/machine.js';
 import { openDisks } from '../machine/disks.js';
 import type { BusStats } from '../vmm/bus.js';
 import { BOOT_USAGE, parseBootArgs } from './boot-args.js';
+import { describePriority } from '../machine/thread-priority.js';
 import { UsageError } from './errors.js';
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -13,6 +14,7 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 /** Per-device and unknown-port counts summed over the vCPU threads, for --stats. */
 export function formatStats(exit: MachineExit): string {
   const lines: string[] = [];
+  if (exit.priority) lines.push(describePriority(exit.priority));
   for (const v of exit.vcpus) lines.push(`vCPU ${v.index}: ${v.exits} exits to user space${v.stop ? ` (ended: ${v.stop.kind})` : ''}${v.error ? ` (failed: ${v.error})` : ''}`);
   const merge = (all: BusStats[], kind: string): void => {
     const dev = new Map<string, { base: number; reads: number; writes: number }>();
@@ -72,6 +74,7 @@ export async function bootCommand(argv: string[]): Promise<number> {
       consoleInput: true,
       mmioRegisterPages: process.env.TSVMM_MMIO_REGISTER_PAGES !== '0',
       mmioAckDoorbell: process.env.TSVMM_MMIO_ACK_DOORBELL !== '0',
+      ...(args.eventLoopBoost !== undefined ? { eventLoopBoost: args.eventLoopBoost } : {}),
     }, disks);
   } catch (e) {
     await Promise.all(disks.map((d) => d.device.dispose()));

@@ -22,6 +22,11 @@ export interface MachineConfig {
    * TSVMM_MMIO_ACK_DOORBELL=0.
    */
   mmioAckDoorbell?: boolean;
+  /**
+   * Nice steps the event-loop thread runs above the vCPU threads while the VM runs
+   * (thread-priority.ts); default DEFAULT_EVENT_LOOP_BOOST, 0 for none.
+   */
+  eventLoopBoost?: number;
 }
 
 /** Memory slots from here on hold virtio-mmio register pages (guest RAM takes slots 0, 1). */
@@ -47,6 +52,9 @@ export function validateConfig(c: MachineConfig): MachineConfig {
   }
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB < MIN_MEMORY_MIB || c.memoryMiB > MAX_MEMORY_MIB) {
     throw new ConfigError(`memory must be a whole number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${c.memoryMiB}`);
+  }
+  if (c.eventLoopBoost !== undefined && (!Number.isInteger(c.eventLoopBoost) || c.eventLoopBoost < 0 || c.eventLoopBoost > 39)) {
+    throw new ConfigError(`event-loop priority boost must be a whole number of nice steps from 0 to 39, got ${c.eventLoopBoost}`);
   }
   return c;
 }

@@ -2,6 +2,7 @@
 // worker_thread that handles its own exits), legacy devices, the console, and a clean stop on
 // guest reset, on a vCPU failure, or on SIGINT/SIGTERM.
 import { readFileSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { BOOT_FPU, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
@@ -19,6 +20,7 @@ import { HostMapping } from '../vmm/mapping.js';
 import type { Vcpu } from '../vmm/vcpu.js';
 import { CONTROL_CELLS, requestReport, requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
 import type { Vm } from '../vmm/vm.js';
+import { DEFAULT_EVENT_LOOP_BOOST, raiseEventLoop, type EventLoopPriority } from './thread-priority.js';
 import { ConfigError, REGISTER_PAGE_SLOT_BASE, validateConfig, type MachineConfig } from './config.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
 
@@ -38,6 +40,8 @@ export interface MachineExit {
   vcpus: { index: number; exits: number; stop?: VcpuStop; error?: string }[];
   pio: BusStats[];
   mmio: BusStats[];
+  /** The event loop's and the vCPU threads' nice values while the VM ran (thread-priority.ts). */
+  priority?: EventLoopPriority;
 }
 
 const ORDERLY: ReadonlySet<MachineEndReason> = new Set(['reset', 'poweroff', 'triple-fault']);
@@ -174,9 +178,13 @@ export class Machine {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGUSR2', onReport);
+    const priority = raiseEventLoop(this.config.eventLoopBoost ?? DEFAULT_EVENT_LOOP_BOOST, { get: () => getPriority(0), set: (n) => setPriority(0, n) });
+    result.priority = priority;
     try {
-      await Promise.all(this.vcpus.map((vcpu, index) => this.runWorker(vcpu, index, result)));
+      await Promise.all(this.vcpus.map((vcpu, index) => this.runWorker(vcpu, index, result, priority)));
     } finally {
+      // Back to where it was: the process may build and run another machine.
+      if (priority.eventLoopNice !== priority.vcpuNice) setPriority(0, priority.vcpuNice);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('SIGUSR2', onReport);
@@ -190,8 +198,10 @@ export class Machine {
     return result;
   }
 
-  private runWorker(vcpu: Vcpu, index: number, result: MachineExit): Promise<void> {
+  private runWorker(vcpu: Vcpu, index: number, result: MachineExit, priority: EventLoopPriority): Promise<void> {
     const init: VcpuWorkerInit = {
+      // The worker inherits the event loop's raised nice value; it sets its own back.
+      ...(priority.eventLoopNice !== priority.vcpuNice ? { nice: priority.vcpuNice } : {}),
       vcpuId: vcpu.id,
       index,
       control: this.control.buffer as SharedArrayBuffer,

@@ -5,6 +5,8 @@ import type { VirtioWorkerDevice } from './virtio-host.js';
 
 /** Everything a vCPU worker needs, all of it transferable to a worker_thread. */
 export interface VcpuWorkerInit {
+  /** Nice value this thread sets itself to first (it inherited the event loop's raised one). */
+  nice?: number;
   vcpuId: number;
   index: number;
   /** Shared control word (see vcpu-loop.ts). */

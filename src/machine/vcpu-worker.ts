@@ -1,6 +1,7 @@
 // Entry point of a vCPU worker_thread (the chosen exit-path design): attach to the vCPU the main
 // thread created and set up, build this thread's buses over the shared device state, and run
 // the vCPU until the guest or the VMM stops it. Exits are handled here, on this thread.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { Bus } from '../vmm/bus.js';
@@ -21,6 +22,8 @@ const init = workerData as VcpuWorkerInit;
 const post = (m: VcpuWorkerMessage): void => port.postMessage(m);
 
 try {
+  // Lowering one's own priority is always permitted.
+  if (init.nice !== undefined) setPriority(0, init.nice);
   const control = new Int32Array(init.control);
   const vcpu = Vcpu.attach(init.vcpuId);
   const serialIrq = EventFd.borrow(init.serialIrqFd);

@@ -20,6 +20,14 @@ test('boot flags', () => {
   assert.equal([a.initrd, a.cpus, a.memoryMiB, a.cmdline, a.stats], ['i.gz', 4, 512, 'quiet console=hvc0', true]);
 });
 
+test('--io-boost: nice steps for the event loop, 0 to 39; absent leaves the default', () => {
+  assert.is(parseBootArgs(['k']).eventLoopBoost, undefined);
+  assert.is(parseBootArgs(['k', '--io-boost', '0']).eventLoopBoost, 0);
+  assert.is(parseBootArgs(['k', '--io-boost=12']).eventLoopBoost, 12);
+  for (const bad of ['40', '-1', 'x', '2.5']) assert.throws(() => parseBootArgs(['k', '--io-boost', bad]), (e: unknown) => e instanceof UsageError, bad);
+  assert.throws(() => validateConfig({ kernelPath: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, consoleFd: 1, consoleInput: false, eventLoopBoost: 40 }), (e: unknown) => e instanceof ConfigError && /nice steps/.test(e.message));
+});
+
 test('console=ttyS0 is added only when no console is named', () => {
   assert.is(effectiveCmdline('quiet'), 'quiet console=ttyS0');
   assert.is(effectiveCmdline('console=ttyS0,115200 quiet'), 'console=ttyS0,115200 quiet');
