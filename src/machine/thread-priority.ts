@@ -10,12 +10,18 @@
 // session 11, with the vCPU thread reniced instead): 1.77 HLT and 9.7 exits per 1 MiB read against
 // 1.10 and 6.7 when the event loop wins, and 10-34% less host CPU per request.
 //
-// So the event loop runs `boost` nice steps above the vCPU threads: the main thread is raised
-// (setpriority on this thread; Linux's nice value is per thread), and each vCPU worker sets
-// itself back to the value the main thread had (a thread inherits its creator's nice). Only the
-// event loop gains; vCPUs keep the weight they had against every other process. Raising needs
-// CAP_SYS_NICE or an RLIMIT_NICE that allows it; without either, nothing changes and the outcome
-// says why. Threads on CPUs of their own never compete, and this changes nothing for them.
+// Asked for (--io-boost N), the event loop runs `boost` nice steps above the vCPU threads. It is
+// off by default because it costs throughput at depth: served the moment each notify lands, a
+// guest with 8 requests in flight gets them answered one by one instead of in batches, and in the
+// same bed 4 KiB reads at QD8 fell from about 3000 to 780 IOPS (session 11).
+//
+// The main thread is raised (setpriority on this thread; Linux's nice value is per thread), and
+// each vCPU worker sets itself back to the value the main thread had (a thread inherits its
+// creator's nice). Only the event loop gains (and libuv's threadpool threads that start while it
+// is raised, which carry the disks' I/O); vCPUs keep the weight they had against every other
+// process. Raising needs CAP_SYS_NICE or an RLIMIT_NICE that allows it; without either, nothing
+// changes and the outcome says why. Threads on CPUs of their own never compete, and this changes
+// nothing for them.
 
 /** What changed: the nice values of the event loop and the vCPU threads, or why nothing did. */
 export interface EventLoopPriority {
@@ -33,8 +39,9 @@ export interface ThreadNice {
   set(nice: number): void;
 }
 
-/** Nice steps the event loop runs above the vCPU threads unless configured otherwise. */
-export const DEFAULT_EVENT_LOOP_BOOST = 5;
+/** Nice steps the event loop runs above the vCPU threads unless configured otherwise: none
+ * (see the header comment for what a boost gains and costs). */
+export const DEFAULT_EVENT_LOOP_BOOST = 0;
 
 /** Lowest nice value Linux has. */
 const NICE_MIN = -20;
