@@ -1,6 +1,7 @@
 // Arguments of `tsvmm boot`, parsed with node:util parseArgs and validated.
 import { parseArgs } from 'node:util';
 import { DEFAULT_CMDLINE } from '../machine/config.js';
+import { MAX_EVENT_LOOP_BOOST } from '../machine/thread-priority.js';
 import { UsageError } from './errors.js';
 import type { IoEngine } from '../devices/virtio/block/index.js';
 
@@ -131,7 +132,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
   if (values.initrd !== undefined) args.initrd = values.initrd;
   if (values['io-boost'] !== undefined) {
     const n = intOption('io-boost', values['io-boost'], 0);
-    if (n > 39) throw new UsageError(`--io-boost ${n}: at most 39 nice steps`, BOOT_USAGE);
+    if (n > MAX_EVENT_LOOP_BOOST) throw new UsageError(`--io-boost ${n}: at most ${MAX_EVENT_LOOP_BOOST} nice steps`, BOOT_USAGE);
     args.eventLoopBoost = n;
   }
   return args;

@@ -1,5 +1,7 @@
 // What a user asks for when booting a VM, validated before anything is created.
 
+import { MAX_EVENT_LOOP_BOOST } from './thread-priority.js';
+
 export interface MachineConfig {
   kernelPath: string;
   initrdPath?: string;
@@ -53,8 +55,8 @@ export function validateConfig(c: MachineConfig): MachineConfig {
   if (!Number.isInteger(c.memoryMiB) || c.memoryMiB < MIN_MEMORY_MIB || c.memoryMiB > MAX_MEMORY_MIB) {
     throw new ConfigError(`memory must be a whole number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB}, got ${c.memoryMiB}`);
   }
-  if (c.eventLoopBoost !== undefined && (!Number.isInteger(c.eventLoopBoost) || c.eventLoopBoost < 0 || c.eventLoopBoost > 39)) {
-    throw new ConfigError(`event-loop priority boost must be a whole number of nice steps from 0 to 39, got ${c.eventLoopBoost}`);
+  if (c.eventLoopBoost !== undefined && (!Number.isInteger(c.eventLoopBoost) || c.eventLoopBoost < 0 || c.eventLoopBoost > MAX_EVENT_LOOP_BOOST)) {
+    throw new ConfigError(`event-loop priority boost must be a whole number of nice steps from 0 to ${MAX_EVENT_LOOP_BOOST}, got ${c.eventLoopBoost}`);
   }
   return c;
 }

@@ -45,10 +45,14 @@ export const DEFAULT_EVENT_LOOP_BOOST = 0;
 
 /** Lowest nice value Linux has. */
 const NICE_MIN = -20;
+/** Most nice steps a boost can be: from the highest nice value (19) to the lowest (-20). */
+export const MAX_EVENT_LOOP_BOOST = 39;
 
 /** Raises the calling (event-loop) thread `boost` nice steps, down to -20; boost 0 does nothing. */
 export function raiseEventLoop(boost: number, nice: ThreadNice): EventLoopPriority {
-  if (!Number.isInteger(boost) || boost < 0 || boost > 39) throw new RangeError(`event-loop priority boost ${boost}: 0 to 39 nice steps`);
+  if (!Number.isInteger(boost) || boost < 0 || boost > MAX_EVENT_LOOP_BOOST) {
+    throw new RangeError(`event-loop priority boost ${boost}: 0 to ${MAX_EVENT_LOOP_BOOST} nice steps`);
+  }
   const base = nice.get();
   const target = Math.max(NICE_MIN, base - boost);
   if (target === base) return { vcpuNice: base, eventLoopNice: base };

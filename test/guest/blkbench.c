@@ -65,6 +65,9 @@
 #define RAND_BS 4096u
 #define MAX_QD 64
 #define PAGE 4096u
+/* A /proc/self/pagemap entry: bit 63 present, bits 0-54 the physical frame number. */
+#define PAGEMAP_PRESENT (1ULL << 63)
+#define PAGEMAP_PFN ((1ULL << 55) - 1)
 /* The contiguous layout looks for its window in a pool of 4x the buffer, then 16x, 64x. */
 #define POOL_TRIES 3
 
@@ -246,9 +249,9 @@ static void frames(const void *addr, size_t pages, uint64_t *pfn)
 	}
 	close(fd);
 	for (size_t i = 0; i < pages; i++) {
-		if (!(pfn[i] >> 63) || (pfn[i] & ((1ULL << 55) - 1)) == 0)
+		if (!(pfn[i] & PAGEMAP_PRESENT) || (pfn[i] & PAGEMAP_PFN) == 0)
 			die_msg("a buffer page has no physical frame number in /proc/self/pagemap (not present, or no CAP_SYS_ADMIN)");
-		pfn[i] &= (1ULL << 55) - 1;
+		pfn[i] &= PAGEMAP_PFN;
 	}
 }
 
