@@ -20,7 +20,7 @@ import { packageRoot } from '../src/package-root.js';
 import { findGuestKernel } from '../src/check/guest-kernel.js';
 import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
-import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
+import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatPairedTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
 import { mountExt4Loop } from '../test/helpers/ext4-loop.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
@@ -506,6 +506,10 @@ function report(opts: Options, sessions: readonly Session[], sessionFailures: st
   console.log(`\nvirtio-blk in the guest, ${round} rounds interleaved, ${opts.seconds} s per test after ${opts.warmupS} s of warm-up, ${opts.sizeMiB} MiB raw image, O_DIRECT in the guest from ${opts.buffers} buffers; median [min-max]`);
   console.log(`(ratio: a tsvmm variant / a QEMU one, higher is better for tsvmm; tsvmm-direct/qemu-none is like for like, both O_DIRECT, as is tsvmm/qemu-writeback; irq/req: the guest's interrupts per completed request)\n`);
   console.log(formatTable(figures, names));
+  if (round > 1) {
+    console.log(`\nthe same ratios round by round (both VMMs on one machine, minutes apart; the geometric mean of the rounds is the paired estimate, free of what differs from machine to machine):\n`);
+    console.log(formatPairedTable(figures, names));
+  }
   if (coldFigures.length > 0) {
     console.log(`\ncold: the same tests' first ${opts.warmupS} s (each test's warm-up, right before its timed run); median [min-max]\n`);
     console.log(formatTable(coldFigures, names));

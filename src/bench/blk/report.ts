@@ -1,6 +1,6 @@
 // Summaries and the printed table of the block benchmark (bench/blk.ts): medians over rounds per
 // figure and VMM, the tsvmm/QEMU ratio (higher is better for tsvmm), and per-request counts.
-import { max, median, min } from '../stats.js';
+import { assertSamples, max, median, min, StatsError } from '../stats.js';
 import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
 import type { CpuSplit } from './threads.js';
 import { KVM_COUNTERS, type KvmCounters } from './kvm-stats.js';
@@ -41,6 +41,25 @@ export interface FigureSummary {
   /** Each tsvmm variant's median / each QEMU variant's median, keyed 'tsvmm-variant/qemu-variant'
    * (e.g. 'tsvmm-direct/qemu-none'). */
   ratios: Record<string, number>;
+  /** The same pairs measured round by round: in each round (one test-bed machine) both variants
+   * ran on the same machine minutes apart, so a round's ratio is free of what differs between
+   * machines; their geometric mean is the paired estimate. Keyed like `ratios`. */
+  pairedRatios: Record<string, PairedRatio>;
+}
+
+export interface PairedRatio {
+  /** ours / peer in each round where both ran the figure, in round order. */
+  perRound: number[];
+  geomean: number;
+  min: number;
+  max: number;
+}
+
+/** The geometric mean of positive numbers (the mean of ratios that treats 2x and 0.5x alike). */
+export function geomean(xs: readonly number[]): number {
+  assertSamples(xs, 'geomean');
+  if (xs.some((x) => x <= 0)) throw new StatsError(`geomean: expected positive numbers, got ${xs.join(', ')}`);
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 }
 
 /** tsvmm's variants ('tsvmm', 'tsvmm-direct'): the numerators of the ratios; the rest are peers. */
@@ -65,7 +84,7 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[]):
       const id = figureId(r);
       let f = byId.get(id);
       if (!f) {
-        f = { id, test: r.test, qd: r.qd, bs: r.bs, unit: unitOf(r.test), variants: {}, ratios: {} };
+        f = { id, test: r.test, qd: r.qd, bs: r.bs, unit: unitOf(r.test), variants: {}, ratios: {}, pairedRatios: {} };
         byId.set(id, f);
         order.push(id);
       }
@@ -107,9 +126,25 @@ export function summarise(runs: readonly VmmRun[], variants: readonly string[]):
       const b = f.variants[ours];
       const v = f.variants[peer];
       if (b && v && v.median > 0) f.ratios[key] = b.median / v.median;
+      const perRound = roundRatios(runs, f.id, ours, peer);
+      if (perRound.length > 0) f.pairedRatios[key] = { perRound, geomean: geomean(perRound), min: min(perRound), max: max(perRound) };
     }
   }
   return order.map((id) => byId.get(id) as FigureSummary);
+}
+
+/** ours / peer for figure `id` in every round where each ran it once with a positive figure. */
+function roundRatios(runs: readonly VmmRun[], id: string, ours: string, peer: string): number[] {
+  const value = (variant: string, round: number): number | undefined => {
+    const hits = runs.filter((r) => r.variant === variant && r.round === round).flatMap((r) => r.guest.results.filter((x) => figureId(x) === id));
+    return hits.length === 1 && hits[0] && valueOf(hits[0]) > 0 ? valueOf(hits[0]) : undefined;
+  };
+  const rounds = [...new Set(runs.map((r) => r.round))].sort((a, b) => a - b);
+  return rounds.flatMap((round) => {
+    const a = value(ours, round);
+    const b = value(peer, round);
+    return a !== undefined && b !== undefined ? [a / b] : [];
+  });
 }
 
 /** Exits to user space that tsvmm took per block request, from the baseline-subtracted --stats. */
@@ -150,6 +185,14 @@ export function exitsPerRequest(runs: readonly VmmRun[], disk = 'virtio-blk0'): 
   };
 }
 
+/** A Markdown table whose first `leftColumns` columns are left-aligned labels and the rest right-aligned figures. */
+function markdownTable(head: readonly string[], rows: readonly string[][], leftColumns: number): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i < leftColumns ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
 const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 /** The table: one row per figure, each variant (median [min-max]), the ratios (ratioPairs). */
@@ -169,10 +212,21 @@ export function formatTable(figures: readonly FigureSummary[], variants: readonl
     const label = `${f.test.startsWith('seq') ? 'seq' : 'rand'} ${f.test.endsWith('read') ? 'read' : 'write'} ${f.bs >= 1 << 20 ? `${f.bs >> 20} MiB` : `${f.bs >> 10} KiB`} QD${f.qd}`;
     return [label, f.unit, ...variants.map(cell), ...pairs.map(ratio), ...variants.map(irq)];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i < 2 ? `${'-'.repeat(w + 2)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), rule, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 2);
+}
+
+/** The paired ratios: per figure and pair, geometric mean [min-max] of the rounds' ratios, and each round's. */
+export function formatPairedTable(figures: readonly FigureSummary[], variants: readonly string[]): string {
+  const pairs = ratioPairs(variants).map(([key]) => key);
+  const head = ['figure', ...pairs.map((k) => `${k} geomean [min-max]: per round`)];
+  const rows = figures.map((f) => [
+    `${f.test} QD${f.qd}`,
+    ...pairs.map((k) => {
+      const p = f.pairedRatios[k];
+      return p ? `${p.geomean.toFixed(2)}x [${p.min.toFixed(2)}-${p.max.toFixed(2)}]: ${p.perRound.map((x) => x.toFixed(2)).join(' ')}` : '-';
+    }),
+  ]);
+  return markdownTable(head, rows, 1);
 }
 
 /** Host CPU per request: main thread / vCPU thread / other threads = total, µs (medians). */
@@ -185,10 +239,7 @@ export function formatCpuTable(figures: readonly FigureSummary[], variants: read
       return c ? `${c.main.toFixed(0)} + ${c.vcpu.toFixed(0)} + ${c.other.toFixed(0)} = ${c.total.toFixed(0)}` : '-';
     }),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), rule, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 1);
 }
 
 /** KVM's exits per request: all / to user space (MMIO + PIO) / HLT / interrupts injected / µs of halt polling. */
@@ -203,8 +254,5 @@ export function formatKvmTable(figures: readonly FigureSummary[], variants: read
         : '-';
     }),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(head), rule, ...rows.map(line)].join('\n');
+  return markdownTable(head, rows, 1);
 }
