@@ -7,6 +7,14 @@ import { formatPairedTable, formatTable, geomean, ratioPairs, summarise, type Vm
 const line = (kind: string, test: string, iops: number): string =>
   `BLKBENCH-${kind} test=${test} bs=4096 qd=1 ops=${iops * 2} bytes=${iops * 8192} seconds=2.000000 iops=${iops}.0 mibps=1.000 requests=${iops * 2} interrupts=${iops * 2} segments=1\r`;
 
+/** One boot of `variant` in `round` whose random-read test did `iops`. */
+const run = (variant: string, round: number, iops: number): VmmRun => ({
+  variant,
+  round,
+  wallMs: 1,
+  guest: parseGuestOutput([line('RESULT', 'randread', iops), 'blkbench: done'].join('\n')),
+});
+
 test('parseGuestOutput: warm-up lines are kept apart from the timed results', () => {
   const console = [
     '/ # /mnt/t/blkbench -w 2 /dev/vda 3 randread seqread',
@@ -36,12 +44,6 @@ test('parseGuestOutput: without -w there are no warm-ups; a bad field throws', (
 });
 
 test('summarise: every tsvmm variant gets a ratio against every peer, keyed ours/peer', () => {
-  const run = (variant: string, round: number, iops: number): VmmRun => ({
-    variant,
-    round,
-    wallMs: 1,
-    guest: parseGuestOutput([line('RESULT', 'randread', iops), 'blkbench: done'].join('\n')),
-  });
   const names = ['tsvmm', 'tsvmm-direct', 'qemu-none', 'qemu-writeback'];
   assert.equal(ratioPairs(names).map(([k]) => k), ['tsvmm/qemu-none', 'tsvmm/qemu-writeback', 'tsvmm-direct/qemu-none', 'tsvmm-direct/qemu-writeback']);
   const runs = [run('tsvmm', 0, 300), run('tsvmm', 1, 500), run('tsvmm-direct', 0, 200), run('tsvmm-direct', 1, 200), run('qemu-none', 0, 100), run('qemu-none', 1, 100), run('qemu-writeback', 0, 400), run('qemu-writeback', 1, 400)];
@@ -53,12 +55,6 @@ test('summarise: every tsvmm variant gets a ratio against every peer, keyed ours
 });
 
 test('summarise: paired ratios are taken round by round, and their geometric mean summarises them', () => {
-  const run = (variant: string, round: number, iops: number): VmmRun => ({
-    variant,
-    round,
-    wallMs: 1,
-    guest: parseGuestOutput([line('RESULT', 'randread', iops), 'blkbench: done'].join('\n')),
-  });
   // Machine 0 is twice as fast as machine 1 for both; the medians' ratio mixes the machines, the
   // rounds' ratios do not. Round 2 lacks QEMU (a discarded boot): it has no ratio.
   const runs = [run('tsvmm', 0, 400), run('qemu-writeback', 0, 200), run('tsvmm', 1, 100), run('qemu-writeback', 1, 200), run('tsvmm', 2, 999)];
