@@ -110,6 +110,13 @@ export function relativeSpread(xs: readonly number[]): number {
   return (max(xs) - min(xs)) / m;
 }
 
+/** The geometric mean of positive numbers (the mean of ratios that treats 2x and 0.5x alike). */
+export function geomean(xs: readonly number[]): number {
+  assertSamples(xs, 'geomean');
+  if (xs.some((x) => x <= 0)) throw new StatsError(`geomean: expected positive numbers, got ${xs.join(', ')}`);
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+}
+
 export interface Description {
   n: number;
   min: number;

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   StatsError,
   describe,
+  geomean,
   iqr,
   max,
   median,
@@ -146,6 +147,12 @@ test('property: relative spread is (max - min) / median and non-negative', () =>
       return r >= 0 && Math.abs(r - (max(xs) - min(xs)) / median(xs)) <= 1e-12 * Math.max(1, r);
     }),
   );
+});
+
+test('geomean: of ratios, and refuses what has no logarithm', () => {
+  assert.ok(Math.abs(geomean([2, 8]) - 4) < 1e-12);
+  assert.throws(() => geomean([]), /at least one/);
+  assert.throws(() => geomean([1, 0]), /positive/);
 });
 
 test.run();

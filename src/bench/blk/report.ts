@@ -1,6 +1,6 @@
 // Summaries and the printed table of the block benchmark (bench/blk.ts): medians over rounds per
 // figure and VMM, the tsvmm/QEMU ratio (higher is better for tsvmm), and per-request counts.
-import { assertSamples, max, median, min, StatsError } from '../stats.js';
+import { geomean, max, median, min } from '../stats.js';
 import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
 import type { CpuSplit } from './threads.js';
 import { KVM_COUNTERS, type KvmCounters } from './kvm-stats.js';
@@ -53,13 +53,6 @@ export interface PairedRatio {
   geomean: number;
   min: number;
   max: number;
-}
-
-/** The geometric mean of positive numbers (the mean of ratios that treats 2x and 0.5x alike). */
-export function geomean(xs: readonly number[]): number {
-  assertSamples(xs, 'geomean');
-  if (xs.some((x) => x <= 0)) throw new StatsError(`geomean: expected positive numbers, got ${xs.join(', ')}`);
-  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 }
 
 /** tsvmm's variants ('tsvmm', 'tsvmm-direct'): the numerators of the ratios; the rest are peers. */
