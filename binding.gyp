@@ -10,8 +10,7 @@
         "addon/vcpu_thread.cc",
         "addon/eventfd.cc",
         "addon/fileio.cc",
-        "addon/io_ring.cc",
-        "addon/io_threads.cc"
+        "addon/io_ring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

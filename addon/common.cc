@@ -88,7 +88,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsvmm::InitEventFd(env, exports);
   tsvmm::InitFileIo(env, exports);
   tsvmm::InitIoRing(env, exports);
-  tsvmm::InitIoThreads(env, exports);
   tsvmm::InitVcpuThread(env, exports);
   return exports;
 }

@@ -25,8 +25,8 @@ import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
 
 /** --aio: the backend's engine (default: the backend's own choice). */
 function engineArg(v: string | undefined): IoEngine | undefined {
-  if (v === undefined || v === 'io_uring' || v === 'threads' || v === 'libuv') return v;
-  throw new Error(`--aio ${v}: io_uring, threads or libuv`);
+  if (v === undefined || v === 'io_uring' || v === 'threads') return v;
+  throw new Error(`--aio ${v}: io_uring or threads`);
 }
 
 const VIRTIO_F_VERSION_1 = 1n << 32n;

@@ -87,7 +87,7 @@ interface Options {
   buffers: 'contiguous' | 'scattered';
   qemuCaches: string[];
   tsvmmCaches: ('writeback' | 'direct')[];
-  tsvmmAios: ('io_uring' | 'threads' | 'libuv')[];
+  tsvmmAios: ('io_uring' | 'threads')[];
   /** tsvmm --io-boost values; undefined: tsvmm's default. */
   tsvmmIoBoosts: (number | undefined)[];
   qemuAios: ('io_uring' | 'threads')[];
@@ -167,14 +167,14 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const tsvmmCaches = (values['tsvmm-cache'] ?? 'writeback').split(',').filter(Boolean);
   const isTsvmmCache = (c: string): c is 'writeback' | 'direct' => c === 'writeback' || c === 'direct';
   if (tsvmmCaches.length === 0 || !tsvmmCaches.every(isTsvmmCache)) throw new Error(`--tsvmm-cache: '${values['tsvmm-cache']}' is not a list of writeback and direct`);
-  const aioList = <A extends string>(flag: 'tsvmm-aio' | 'qemu-aio', fallback: string, engines: readonly A[]): A[] => {
+  const aioList = (flag: 'tsvmm-aio' | 'qemu-aio', fallback: string): ('io_uring' | 'threads')[] => {
     const list = (values[flag] ?? fallback).split(',').filter(Boolean);
-    const isAio = (a: string): a is A => (engines as readonly string[]).includes(a);
-    if (list.length === 0 || !list.every(isAio)) throw new Error(`--${flag}: '${values[flag]}' is not a list of ${engines.join(', ')}`);
+    const isAio = (a: string): a is 'io_uring' | 'threads' => a === 'io_uring' || a === 'threads';
+    if (list.length === 0 || !list.every(isAio)) throw new Error(`--${flag}: '${values[flag]}' is not a list of io_uring and threads`);
     return list;
   };
-  const tsvmmAios = aioList('tsvmm-aio', 'threads', ['threads', 'io_uring', 'libuv'] as const);
-  const qemuAios = aioList('qemu-aio', 'threads', ['threads', 'io_uring'] as const);
+  const tsvmmAios = aioList('tsvmm-aio', 'threads');
+  const qemuAios = aioList('qemu-aio', 'threads');
   const ioBoostArg = values['tsvmm-io-boost'] ?? 'default';
   const tsvmmIoBoosts = ioBoostArg.split(',').filter(Boolean).map((b) => {
     if (b === 'default') return undefined;
@@ -356,8 +356,8 @@ interface Variant {
 }
 
 function variants(opts: Options, scratch: string): Variant[] {
-  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads' | 'libuv', boost: number | undefined): Variant => ({
-    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'threads' ? '' : `-${aio}`}${boost === undefined ? '' : `-boost${boost}`}`,
+  const tsvmm = (cache: 'writeback' | 'direct', aio: 'io_uring' | 'threads', boost: number | undefined): Variant => ({
+    name: `tsvmm${cache === 'direct' ? '-direct' : ''}${aio === 'io_uring' ? '-io_uring' : ''}${boost === undefined ? '' : `-boost${boost}`}`,
     cmd: process.execPath,
     args: [join(packageRoot(), 'bin', 'tsvmm.js'), 'boot', opts.kernel, '--initrd', opts.initrd, '--cmdline', CMDLINE, '--memory', String(MEMORY_MIB),
       '--disk', `${scratch}${cache === 'direct' ? ':direct' : ''}:aio=${aio}`, '--disk', `${opts.tools}:ro`, '--stats',

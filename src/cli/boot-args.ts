@@ -67,7 +67,7 @@ export function effectiveCmdline(cmdline: string | undefined): string {
   return /(^|\s)console=/.test(base) ? base : `${base} console=ttyS0`.trim();
 }
 
-const DISK_FLAGS = ['ro', 'direct', 'aio=io_uring', 'aio=threads', 'aio=libuv'] as const;
+const DISK_FLAGS = ['ro', 'direct', 'aio=io_uring', 'aio=threads'] as const;
 
 /** PATH, then any of :ro, :direct and one :aio=io_uring or :aio=threads (each at most once, in any order). */
 export function parseDisk(spec: string): DiskSpec {
@@ -85,8 +85,8 @@ export function parseDisk(spec: string): DiskSpec {
   }
   if (path === '') throw new UsageError(`a disk needs a path, got '${spec}'`, BOOT_USAGE);
   const aio = /:aio=([^:/]*)$/.exec(path);
-  if (aio) throw new UsageError(`disk '${spec}': aio=${aio[1]} is not an engine; io_uring, threads or libuv`, BOOT_USAGE);
-  const engine = [...flags].find((f) => f.startsWith('aio='))?.slice(4) as IoEngine | undefined;
+  if (aio) throw new UsageError(`disk '${spec}': aio=${aio[1]} is not an engine; io_uring or threads`, BOOT_USAGE);
+  const engine: IoEngine | undefined = flags.has('aio=io_uring') ? 'io_uring' : flags.has('aio=threads') ? 'threads' : undefined;
   return { path, readOnly: flags.has('ro'), direct: flags.has('direct'), ...(engine ? { engine } : {}) };
 }
 

@@ -35,8 +35,7 @@ export interface NativeFdWatcher {
   close(): void;
 }
 
-/** The addon's IoRing and IoThreads: tagged positional file I/O, completions on the event loop. */
-export interface NativeTaggedIo {
+export interface NativeIoRing {
   readv(fd: number, buffers: readonly Uint8Array[], position: number, tag: number): void;
   writev(fd: number, buffers: readonly Uint8Array[], position: number, tag: number): void;
   fdatasync(fd: number, tag: number): void;
@@ -75,9 +74,7 @@ export interface NativeAddon {
   /** null when an IoRing can be made on this host and build, else why not. */
   ioRingSupport(): string | null;
   /** Absent when the addon was built without liburing. */
-  IoRing?: new (entries: number, completions: Int32Array, onComplete: (err?: Error, count?: number) => void) => NativeTaggedIo;
-  /** A disk's own thread pool (addon/io_threads.cc): up to `threads` workers. */
-  IoThreads: new (threads: number, completions: Int32Array, onComplete: (err?: Error, count?: number) => void) => NativeTaggedIo;
+  IoRing?: new (entries: number, completions: Int32Array, onComplete: (err?: Error, count?: number) => void) => NativeIoRing;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
 

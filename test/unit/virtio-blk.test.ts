@@ -64,7 +64,7 @@ function fileBytes(path: string): Uint8Array {
 /** Registers a test for each I/O engine of FileBackend ('[io_uring] name', '[threads] name'); where
  * io_uring is not available its test says why by name and checks that opening with it fails. */
 function forEachEngine(name: string, body: (engine: IoEngine) => Promise<void>): void {
-  for (const engine of ['io_uring', 'threads', 'libuv'] as const) {
+  for (const engine of ['io_uring', 'threads'] as const) {
     test(`[${engine}] ${name}`, async () => {
       const why = engine === 'io_uring' ? ioRingUnsupported() : undefined;
       if (why !== undefined) {

@@ -77,8 +77,6 @@ import {
   type NoWaitRead,
 } from '../../../vmm/file-io.js';
 import { IoRing, ioRingUnsupported } from '../../../vmm/io-ring.js';
-import { IoThreads } from '../../../vmm/io-threads.js';
-import type { TaggedIo } from '../../../vmm/tagged-io.js';
 
 /** One I/O failure of the backend, with the operation, the file and the range. */
 export class BlockBackendError extends Error {
@@ -186,7 +184,7 @@ export const READ_NOW_MAX = 1 << 20;
 export const DIRECT_ALIGN = 512;
 
 /** How transfers reach the kernel (see the header comment): QEMU's aio=io_uring / aio=threads. */
-export type IoEngine = 'io_uring' | 'threads' | 'libuv';
+export type IoEngine = 'io_uring' | 'threads';
 
 export interface FileBackendOptions {
   /** Open the image O_DIRECT, bypassing the host's page cache (see the header comment). */
@@ -204,9 +202,9 @@ export function defaultIoEngine(direct: boolean): IoEngine {
 }
 
 /** A negative ring result as the error node:fs would have given (code, errno, message). */
-function ioError(syscall: 'preadv' | 'pwritev' | 'fdatasync', result: number, engine: IoEngine): NodeJS.ErrnoException {
+function ringError(syscall: 'preadv' | 'pwritev' | 'fdatasync', result: number): NodeJS.ErrnoException {
   const [code, text] = getSystemErrorMap().get(result) ?? [`errno ${-result}`, 'unknown error'];
-  return Object.assign(new Error(`${code}: ${text}, ${syscall} (${engine})`), { code, errno: result, syscall });
+  return Object.assign(new Error(`${code}: ${text}, ${syscall} (io_uring)`), { code, errno: result, syscall });
 }
 
 /** True when `pos` and every buffer's length are multiples of align.offset, and every buffer's
@@ -264,12 +262,16 @@ export class FileBackend implements BlockBackend {
     private readonly bufferedFh: FileHandle,
     /** In direct mode, what O_DIRECT needs of a transfer (see the header comment). */
     readonly alignment: DirectIoAlignment | undefined,
-    /** The engine: 'io_uring', this backend's ring; 'threads', its thread pool; 'libuv', none. */
-    readonly engine: IoEngine,
-    private readonly io: TaggedIo | undefined,
+    /** The engine 'io_uring': this backend's ring. */
+    private readonly ring: IoRing | undefined,
     /** discard() punches holes (asked at open; see the header comment). */
     readonly canDiscard: boolean,
   ) {}
+
+  /** The I/O engine transfers and flushes use. */
+  get engine(): IoEngine {
+    return this.ring ? 'io_uring' : 'threads';
+  }
 
   /** Direct mode: the offset alignment O_DIRECT needs (at least 512); else 512. */
   get blockSize(): number {
@@ -318,13 +320,14 @@ export class FileBackend implements BlockBackend {
         throw new BlockBackendError('open', path, 0, 0, `cannot use the image O_DIRECT: ${why}; open it without direct`);
       }
     }
-    const engine = options.engine ?? defaultIoEngine(options.direct ?? false);
-    let io: TaggedIo | undefined;
-    try {
-      io = engine === 'io_uring' ? new IoRing() : engine === 'threads' ? new IoThreads() : undefined;
-    } catch (e) {
-      await closeAll();
-      throw new BlockBackendError('open', path, 0, 0, `cannot use ${engine === 'io_uring' ? 'io_uring' : 'its thread pool'}: ${errnoText(e)}${engine === 'io_uring' ? '; open it with aio=threads' : ''}`, e);
+    let ring: IoRing | undefined;
+    if ((options.engine ?? defaultIoEngine(options.direct ?? false)) === 'io_uring') {
+      try {
+        ring = new IoRing();
+      } catch (e) {
+        await closeAll();
+        throw new BlockBackendError('open', path, 0, 0, `cannot use io_uring: ${errnoText(e)}; open it with aio=threads`, e);
+      }
     }
     try {
       const st = await fh.stat();
@@ -336,9 +339,9 @@ export class FileBackend implements BlockBackend {
         throw new BlockBackendError('open', path, 0, 0, 'block devices are not supported yet; use a raw image file');
       }
       const canDiscard = !readOnly && (await punchesHoles(fh.fd, st.size));
-      return new FileBackend(path, readOnly, st.size, direct, fh, alignment, engine, io, canDiscard);
+      return new FileBackend(path, readOnly, st.size, direct, fh, alignment, ring, canDiscard);
     } catch (e) {
-      io?.close();
+      ring?.close();
       await closeAll();
       if (e instanceof BlockBackendError) throw e;
       throw new BlockBackendError('open', path, 0, 0, `cannot stat the image: ${errnoText(e)}`, e);
@@ -429,8 +432,8 @@ export class FileBackend implements BlockBackend {
 
   /** One preadv / pwritev: on the ring, else on libuv's threadpool (fs.readv / fs.writev). */
   private issue(op: 'read' | 'write', fd: number, buffers: readonly Uint8Array[], pos: number, cb: (err: NodeJS.ErrnoException | null, n: number) => void): void {
-    if (this.io) {
-      this.io[op === 'read' ? 'readv' : 'writev'](fd, buffers, pos, (r) => (r < 0 ? cb(ioError(op === 'read' ? 'preadv' : 'pwritev', r, this.engine), 0) : cb(null, r)));
+    if (this.ring) {
+      this.ring[op === 'read' ? 'readv' : 'writev'](fd, buffers, pos, (r) => (r < 0 ? cb(ringError(op === 'read' ? 'preadv' : 'pwritev', r), 0) : cb(null, r)));
     } else {
       (op === 'read' ? readv : writev)(fd, buffers as Uint8Array[], pos, cb);
     }
@@ -440,10 +443,10 @@ export class FileBackend implements BlockBackend {
     this.checkOpen('flush', 0, 0);
     if (this.readOnly) return; // nothing of ours to make durable
     try {
-      const io = this.io;
-      if (io) {
+      const ring = this.ring;
+      if (ring) {
         const fd = this.fh.fd;
-        await new Promise<void>((resolve, reject) => io.fdatasync(fd, (r) => (r < 0 ? reject(ioError('fdatasync', r, this.engine)) : resolve())));
+        await new Promise<void>((resolve, reject) => ring.fdatasync(fd, (r) => (r < 0 ? reject(ringError('fdatasync', r)) : resolve())));
       } else {
         await this.fh.datasync();
       }
@@ -488,7 +491,7 @@ export class FileBackend implements BlockBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.io?.close();
+    this.ring?.close();
     try {
       if (this.bufferedFh !== this.fh) await this.bufferedFh.close();
       await this.fh.close();
