@@ -13,13 +13,42 @@ const upward = (layers) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bin/**', 'scripts/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bin/**', 'eslint.config.js'] },
   ...tseslint.configs.recommended,
   {
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // Committed tests run in full: no test.only / suite.only (they silently drop the other tests),
+    // and a test that cannot run here is skipped with its reason through test/helpers/skip.ts.
+    files: ['test/**/*.ts'],
+    ignores: ['test/helpers/skip.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.property.name='only']", message: '.only() in committed tests drops every other test from the run' },
+        { selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(test|suite|[a-z]+Test|t)$/]", message: 'skip a test that cannot run here with skipTest()/testUnless() from test/helpers/skip.ts, which names it and its reason' },
+      ],
+    },
+  },
+  {
+    // uvu runs what was registered before .run(): a test registered after it never runs, silently.
+    files: ['test/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.property.name='only']", message: '.only() in committed tests drops every other test from the run' },
+        { selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(test|suite|[a-z]+Test|t)$/]", message: 'skip a test that cannot run here with skipTest()/testUnless() from test/helpers/skip.ts, which names it and its reason' },
+        { selector: "Program > ExpressionStatement[expression.callee.property.name='run'] ~ *", message: 'nothing after .run(): uvu never runs a test registered after it' },
+      ],
+    },
+  },
+  {
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' } },
   },
   {
     files: ['src/vmm/**/*.ts'],

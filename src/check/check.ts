@@ -28,8 +28,9 @@ export function guestKernelLine(): string {
   return k ? `guest kernel: built (${k.bzImage}, ${k.initramfs})` : 'guest kernel: not built; npm run kernel builds it (a few minutes)';
 }
 
-/** One line on io_uring, the engine of :direct disks where it is available (backend.ts). */
-export function ioRingLine(why = ioRingUnsupported()): string {
+/** One line on io_uring, the engine of :direct disks where it is available (backend.ts), given
+ * ioRingUnsupported()'s answer (undefined: available). */
+export function ioRingLine(why: string | undefined): string {
   return why === undefined ? 'io_uring: available (the default I/O engine of :direct disks)' : `io_uring: not available (${why}); disks use libuv's threadpool`;
 }
 
@@ -37,6 +38,6 @@ export function checkHost(): Assessment {
   const kvm = detectKvm();
   const a = assessHost(kvm, kvm.kind === 'absent' ? {} : probeCapabilities());
   a.lines.push(guestKernelLine());
-  a.lines.push(ioRingLine());
+  a.lines.push(ioRingLine(ioRingUnsupported()));
   return a;
 }

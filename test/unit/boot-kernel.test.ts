@@ -2,6 +2,7 @@
 // setupBoot on synthetic images, property tests on garbage/truncated/mutated kernels, and (when one
 // has been built) the real guest kernel.
 import { test } from 'uvu';
+import { testUnless } from '../helpers/skip.js';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -545,12 +546,10 @@ function findBuiltKernels(): string[] {
   return out;
 }
 
-test('the built guest kernel (bzImage / vmlinux) parses and lays out', () => {
-  const found = findBuiltKernels();
-  if (found.length === 0) {
-    console.log('  skip: no built guest kernel in ~/.cache/tsvmm/kernel/*/{bzImage,vmlinux} (npm run kernel builds one)');
-    return;
-  }
+const builtKernels = findBuiltKernels();
+
+testUnless(test, builtKernels.length === 0 ? 'no built guest kernel in ~/.cache/tsvmm/kernel/*/{bzImage,vmlinux} (npm run kernel builds one)' : undefined, 'the built guest kernel (bzImage / vmlinux) parses and lays out', () => {
+  const found = builtKernels;
   for (const path of found) {
     const bytes = new Uint8Array(readFileSync(path));
     const k = parseKernel(bytes);

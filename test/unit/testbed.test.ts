@@ -213,7 +213,7 @@ test('shellQuote makes one word of anything', () => {
 
 /** Runs a job script with the host's /bin/sh, as the guest would inside the chroot. */
 function runJob(script: string): { stdout: string; status: number | null } {
-  const r = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } });
+  const r = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' }, timeout: 60_000 });
   return { stdout: r.stdout, status: r.status };
 }
 

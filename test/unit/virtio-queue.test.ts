@@ -539,8 +539,6 @@ test('error messages say which value was wrong', () => {
   assert.is(err.name, 'VirtioChainError');
 });
 
-test.run();
-
 test('describe(): the indices a stuck-guest report shows, guest side and device side', () => {
   const { driver, queue } = setup({ eventIdx: true });
   driver.post([bytes(1)], [16]);
@@ -552,3 +550,5 @@ test('describe(): the indices a stuck-guest report shows, guest side and device 
   assert.match(queue.describe(), /avail\.idx 2, next avail 1, used\.idx 1 \(pushed 1, last signalled 1\)/);
   assert.match(setup().queue.describe(), /avail flags 0, used flags 0$/, 'without EVENT_IDX: the flags');
 });
+
+test.run();

@@ -65,7 +65,7 @@ if (!kernel) {
       const srcMd5 = randomImage(src, SIZE_MIB);
       assert.is((await md5Of(createReadStream(src))).md5, srcMd5);
       const fs = join(dir, 'fs.ext4');
-      const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-L', 'big', fs, '300M'], { encoding: 'utf8', env: HOST_ENV });
+      const mk = spawnSync('mkfs.ext4', ['-q', '-F', '-L', 'big', fs, '300M'], { encoding: 'utf8', env: HOST_ENV, timeout: 300_000 });
       assert.is(mk.status, 0, `mkfs.ext4: ${mk.stdout}${mk.stderr}`);
       const script = [
         'mkdir -p /mnt && mount -t ext4 /dev/vdb /mnt',
@@ -87,7 +87,7 @@ if (!kernel) {
       assert.match(r.stdout, /UMOUNT=0/, tail(r));
       assert.is(r.code, 0, tail(r));
       rmSync(src); // the host checks below need only the ext4 image
-      const fsck = spawnSync('e2fsck', ['-fn', fs], { encoding: 'utf8', env: HOST_ENV });
+      const fsck = spawnSync('e2fsck', ['-fn', fs], { encoding: 'utf8', env: HOST_ENV, timeout: 300_000 });
       assert.is(fsck.status, 0, `e2fsck -fn: ${fsck.stdout}${fsck.stderr}`);
       // The file as the image holds it, read by debugfs on the host (streamed, not stored).
       const debugfs = spawn('debugfs', ['-R', 'cat /big', fs], { env: HOST_ENV, stdio: ['ignore', 'pipe', 'ignore'] });

@@ -1,0 +1,49 @@
+// Runs a suite in the test bed, again in a fresh machine only after an emulated-machine fault
+// (bed-attempt.ts), with the same environment (and so the same seeds), at most `maxRetries`
+// times per run over all suites. A bed that faults more often than that is itself a failure
+// someone must see: the run fails.
+import { classifyBedAttempt, runnerFailure } from './bed-attempt.js';
+import type { SuiteReport } from './suite-report.js';
+
+/** Emulated-machine faults one run may retry; TSVMM_TESTBED_MAX_RETRIES overrides it. */
+export const DEFAULT_MAX_BED_RETRIES = 2;
+
+export interface BedAttemptResult {
+  output: string;
+  exitCode: number;
+}
+
+export interface RetriedAttempt {
+  suite: string;
+  attempt: number;
+  /** The bed's diagnosis of the fault. */
+  evidence: string;
+  /** Tests that failed in that attempt, by name. */
+  failed: string[];
+}
+
+/** The retries of one run, shared by its suites. */
+export class BedRetryBudget {
+  readonly retried: RetriedAttempt[] = [];
+  constructor(readonly maxRetries: number = DEFAULT_MAX_BED_RETRIES) {}
+
+  get exhausted(): boolean {
+    return this.retried.length >= this.maxRetries;
+  }
+}
+
+export async function runSuiteInBed(suite: string, attempt: () => Promise<BedAttemptResult>, budget: BedRetryBudget, log: (line: string) => void): Promise<SuiteReport> {
+  for (let n = 1; ; n++) {
+    const r = await attempt();
+    const v = classifyBedAttempt(r.output, r.exitCode);
+    if (v.kind === 'completed') return v.report;
+    const failed = v.report?.failures.map((f) => f.name) ?? [];
+    if (budget.exhausted) {
+      log(`${suite}: attempt ${n}: the emulated machine faulted again (${v.evidence}); ${budget.retried.length} retries already this run, the cap is ${budget.maxRetries}: not retried, counted as failed`);
+      const failure = runnerFailure(`${suite}: the emulated machine faulted more than ${budget.maxRetries} times in this run (last: ${v.evidence})`);
+      return v.report ? { ...v.report, failed: Math.max(v.report.failed, 1), failures: [...v.report.failures, ...failure.failures] } : failure;
+    }
+    budget.retried.push({ suite, attempt: n, evidence: v.evidence, failed });
+    log(`RETRY: ${suite}: attempt ${n} hit an emulated-machine fault (${v.evidence})${failed.length ? `; failed there: ${failed.join(', ')}` : ''}; attempt ${n + 1} in a fresh machine, same seed`);
+  }
+}
