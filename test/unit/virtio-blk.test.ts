@@ -1,18 +1,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { HostMapping } from '../../src/vmm/mapping.js';
 import { directIoAlignment } from '../../src/vmm/file-io.js';
 import { ioRingUnsupported } from '../../src/vmm/io-ring.js';
 import { spawnSync } from 'node:child_process';
-import { LoopDeviceUnavailable, mountExt4Loop, supportsODirect, type Ext4Loop } from '../helpers/ext4-loop.js';
-import { SplitQueue } from '../../src/devices/virtio/queue.js';
+import { mountExt4Loop, supportsODirect, type Ext4Loop } from '../helpers/ext4-loop.js';
+import { testUnless } from '../helpers/skip.js';
 import { VIRTQ_DESC_F_INDIRECT } from '../../src/devices/virtio/chain.js';
-import type { ActivateContext } from '../../src/devices/virtio/device.js';
-import { VirtqDriver, type GuestBuffer, type UsedEntry } from '../helpers/virtq-driver.js';
+import type { GuestBuffer } from '../helpers/virtq-driver.js';
+import { GatedBackend, SECTOR, header, openFds, post, rig, sleep, statusOf, used, type Posted, type Rig } from '../helpers/blk-rig.js';
 import {
   BlockBackendError,
   CONFIG_OFFSETS,
@@ -44,7 +43,6 @@ import {
   type IoEngine,
 } from '../../src/devices/virtio/block/index.js';
 
-const SECTOR = 512;
 const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'));
 let fileNo = 0;
 
@@ -62,61 +60,32 @@ function fileBytes(path: string): Uint8Array {
 }
 
 /** Registers a test for each I/O engine of FileBackend ('[io_uring] name', '[threads] name'); where
- * io_uring is not available its test says why by name and checks that opening with it fails. */
-function forEachEngine(name: string, body: (engine: IoEngine) => Promise<void>): void {
+ * io_uring is not available its test is registered as skipped, with the reason. */
+function forEachEngine(name: string, body: (engine: IoEngine) => Promise<void>, skipReason?: string): void {
   for (const engine of ['io_uring', 'threads'] as const) {
-    test(`[${engine}] ${name}`, async () => {
-      const why = engine === 'io_uring' ? ioRingUnsupported() : undefined;
-      if (why !== undefined) {
-        console.log(`  (skipped [io_uring] ${name}: ${why})`);
-        const { path } = image(1);
-        const refused = await FileBackend.open(path, false, { engine }).then(() => undefined, (e: unknown) => e);
-        assert.instance(refused, BlockBackendError);
-        assert.match((refused as Error).message, /cannot use io_uring/);
-        return;
-      }
-      await body(engine);
-    });
+    testUnless(test, (engine === 'io_uring' ? ioRingUnsupported() : undefined) ?? skipReason, `[${engine}] ${name}`, () => body(engine));
   }
 }
 
-interface Rig {
-  memory: GuestMemory;
-  driver: VirtqDriver;
-  queue: SplitQueue;
-  ctx: ActivateContext;
-  interrupts: () => number;
-  resets: string[];
-}
+test('the io_uring engine: an image opens with it where io_uring is available, and is refused naming why where not', async () => {
+  const { path } = image(1);
+  const opened = await FileBackend.open(path, false, { engine: 'io_uring' }).then((b) => b, (e: unknown) => e);
+  if (ioRingUnsupported() === undefined) {
+    assert.instance(opened, FileBackend);
+    assert.is((opened as FileBackend).engine, 'io_uring');
+    await (opened as FileBackend).close();
+    return;
+  }
+  assert.instance(opened, BlockBackendError);
+  assert.match((opened as Error).message, /cannot use io_uring/);
+});
 
-function rig(dev: VirtioBlock, features: bigint = dev.features): Rig {
-  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x100000 }]);
-  const driver = new VirtqDriver(memory, { size: 16, ringBase: 0x1000, bufferBase: 0x4000, bufferEnd: 0x100000 });
-  const queue = new SplitQueue(memory, { ...driver.layout, index: 0, maxSize: 256, eventIdx: false, indirectDesc: true });
-  let interrupts = 0;
-  const resets: string[] = [];
-  const ctx: ActivateContext = {
-    memory,
-    queues: [queue],
-    features,
-    interrupt: () => {
-      interrupts++;
-    },
-    needsReset: (reason) => {
-      resets.push(reason);
-    },
-  };
-  dev.activate(ctx);
-  return { memory, driver, queue, ctx, interrupts: () => interrupts, resets };
-}
-
-function header(type: number, sector: bigint | number): Uint8Array {
-  const h = new Uint8Array(16);
-  const v = new DataView(h.buffer);
-  v.setUint32(0, type, true);
-  v.setBigUint64(8, BigInt(sector), true);
-  return h;
-}
+/** Why the temp directory cannot take O_DIRECT, if it cannot (tmpfs before Linux 6.6). */
+const noODirect = ((): string | undefined => {
+  const probe = join(dir, 'odirect-probe');
+  writeFileSync(probe, '');
+  return supportsODirect(probe) ? undefined : `${tmpdir()} refuses O_DIRECT`;
+})();
 
 function segment(sector: number, numSectors: number, flags = 0): Uint8Array {
   const s = new Uint8Array(16);
@@ -125,24 +94,6 @@ function segment(sector: number, numSectors: number, flags = 0): Uint8Array {
   v.setUint32(8, numSectors, true);
   v.setUint32(12, flags, true);
   return s;
-}
-
-interface Posted {
-  head: number;
-  writable: GuestBuffer[];
-}
-
-/** Posts readable arrays + writable buffers of the given lengths (the last one holds the status). */
-function post(r: Rig, readable: Uint8Array[], writableLens: number[], indirect = false): Posted {
-  const head = r.driver.post(readable, writableLens, { indirect });
-  const bufs = r.driver.buffersOf(head);
-  if (!bufs) throw new Error('posted chain not found');
-  return { head, writable: bufs.writable };
-}
-
-function statusOf(r: Rig, p: Posted): number {
-  const last = p.writable[p.writable.length - 1] as GuestBuffer;
-  return r.memory.readU8(last.addr + last.len - 1);
 }
 
 function dataOf(r: Rig, p: Posted, len: number): Uint8Array {
@@ -157,22 +108,6 @@ function dataOf(r: Rig, p: Posted, len: number): Uint8Array {
   return out;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
-
-/** Polls the used ring until `n` entries arrived (and the interrupt check ran), or fails. */
-async function used(r: Rig, n: number, timeoutMs = 3000): Promise<UsedEntry[]> {
-  const out: UsedEntry[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    out.push(...r.driver.collectUsed());
-    if (out.length >= n) break;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} used entries, got ${out.length}`);
-    await sleep(1);
-  }
-  await new Promise((res) => setImmediate(res));
-  return out;
-}
-
 /** Runs one request to completion; returns its status and used length. */
 async function run(r: Rig, dev: VirtioBlock, readable: Uint8Array[], writableLens: number[], indirect = false): Promise<{ status: number; len: number; posted: Posted; data: Uint8Array }> {
   const p = post(r, readable, writableLens, indirect);
@@ -182,10 +117,6 @@ async function run(r: Rig, dev: VirtioBlock, readable: Uint8Array[], writableLen
   assert.is(e.head, p.head);
   const total = writableLens.reduce((a, b) => a + b, 0);
   return { status: statusOf(r, p), len: e.len, posted: p, data: dataOf(r, p, Math.max(0, total - 1)) };
-}
-
-function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
 }
 
 test('config space: capacity, seg_max, blk_size, write-zeroes limits at the §5.2.4 offsets; features', async () => {
@@ -330,7 +261,7 @@ test('a request beyond capacity gets IOERR and writes nothing (no short write)',
 test('read-only disk: OUT and WRITE_ZEROES get IOERR, the file is untouched; IN and FLUSH work', async () => {
   const { path, data } = image(16);
   const dev = await VirtioBlock.open({ path, readOnly: true });
-  const r = rig(dev, dev.features | (1n << BigInt(VIRTIO_BLK_F_WRITE_ZEROES)));
+  const r = rig(dev, { features: dev.features | (1n << BigInt(VIRTIO_BLK_F_WRITE_ZEROES)) });
   assert.is((await run(r, dev, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(512).fill(1)], [1])).status, VIRTIO_BLK_S_IOERR);
   // WRITE_ZEROES was not offered, so even a driver claiming it gets UNSUPP.
   assert.is((await run(r, dev, [header(VIRTIO_BLK_T_WRITE_ZEROES, 0), segment(0, 1)], [1])).status, VIRTIO_BLK_S_UNSUPP);
@@ -426,42 +357,6 @@ test('malformed chains: no status byte, short header, bad descriptors, broken qu
   assert.is(r.resets.length, 1);
   await dev.dispose();
 });
-
-/** A backend whose operations wait until released (or fail). */
-class GatedBackend implements BlockBackend {
-  readonly path = '/gated';
-  readonly readOnly = false;
-  readonly size = 64 * SECTOR;
-  gates: { release: () => void; fail: () => void }[] = [];
-  closed = false;
-  private gate(): Promise<void> {
-    return new Promise((res, rej) => this.gates.push({ release: res, fail: () => rej(new BlockBackendError('read', this.path, 0, 0, 'injected failure')) }));
-  }
-  startRead(_pos: number, _buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
-    this.gate().then(
-      () => done(undefined),
-      (e: BlockBackendError) => done(e),
-    );
-  }
-  startWrite(_pos: number, _buffers: readonly Uint8Array[], done: (err: BlockBackendError | undefined) => void): void {
-    this.gate().then(
-      () => done(undefined),
-      (e: BlockBackendError) => done(e),
-    );
-  }
-  flush(): Promise<void> {
-    return this.gate();
-  }
-  writeZeroes(): Promise<void> {
-    return this.gate();
-  }
-  discard(): Promise<void> {
-    return this.gate();
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
 
 /** `file` without readNow: every read goes through libuv's threadpool. */
 function threadpoolOnly(file: FileBackend): BlockBackend {
@@ -780,7 +675,7 @@ test('DISCARD and WRITE_ZEROES use fallocate: a discard frees the blocks, zeroes
   }
 });
 
-test('the default engine: io_uring for an O_DIRECT image where there is io_uring, threads otherwise', async () => {
+test('the default engine: threads for a buffered image; defaultIoEngine says io_uring for O_DIRECT where there is io_uring', async () => {
   const ring = ioRingUnsupported() === undefined;
   assert.is(defaultIoEngine(false), 'threads');
   assert.is(defaultIoEngine(true), ring ? 'io_uring' : 'threads');
@@ -788,24 +683,32 @@ test('the default engine: io_uring for an O_DIRECT image where there is io_uring
   const be = await FileBackend.open(path, false);
   assert.is(be.engine, 'threads');
   await be.close();
-  if (!supportsODirect(path)) return console.log(`  (skipped the direct half: ${tmpdir()} refuses O_DIRECT)`);
+});
+
+testUnless(test, noODirect, 'the default engine of an O_DIRECT image: io_uring where there is io_uring, threads otherwise', async () => {
+  const { path } = image(8);
   const direct = await FileBackend.open(path, false, { direct: true });
-  assert.is(direct.engine, ring ? 'io_uring' : 'threads');
+  assert.is(direct.engine, ioRingUnsupported() === undefined ? 'io_uring' : 'threads');
   await direct.close();
+});
+
+test('a direct open: O_DIRECT where the file system takes it, refused naming it where not', async () => {
+  const { path } = image(8);
+  const opened = await FileBackend.open(path, false, { direct: true, engine: 'threads' }).then((b) => b, (e: unknown) => e);
+  if (noODirect === undefined) {
+    assert.instance(opened, FileBackend);
+    assert.ok((opened as FileBackend).direct);
+    await (opened as FileBackend).close();
+    return;
+  }
+  assert.instance(opened, BlockBackendError);
+  assert.match((opened as Error).message, /does not support O_DIRECT/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 forEachEngine('direct mode (O_DIRECT): aligned transfers go past the page cache; odd ones and WRITE_ZEROES go buffered, coherently', async (engine) => {
   const { path, data } = image(64);
-  if (!supportsODirect(path)) {
-    // The clear refusal is the behaviour to check here; the transfers need a file system with O_DIRECT.
-    const refused = await FileBackend.open(path, false, { direct: true, engine }).then(() => undefined, (e: unknown) => e);
-    assert.instance(refused, BlockBackendError);
-    assert.match((refused as Error).message, /does not support O_DIRECT/);
-    console.log(`  (skipped the direct transfers: ${tmpdir()} refuses O_DIRECT)`);
-    return;
-  }
   const be = await FileBackend.open(path, false, { direct: true, engine });
   assert.ok(be.direct);
   assert.is(be.engine, engine);
@@ -863,7 +766,7 @@ forEachEngine('direct mode (O_DIRECT): aligned transfers go past the page cache;
   assert.is(dev.metrics.directRefused, 0);
   assert.is(dev.metrics.engine, engine);
   await dev.dispose();
-});
+}, noODirect);
 
 test('interrupt checks: at once for the last request in flight, once per turn while others are still in flight', async () => {
   const be = new GatedBackend();
@@ -892,22 +795,18 @@ test('interrupt checks: at once for the last request in flight, once per turn wh
   await dev.dispose();
 });
 
-test('direct mode on a disk with 4 KiB sectors: the block size the driver sees is 4096, and a 512-byte request goes buffered', async () => {
-  // A loop device with 4 KiB logical sectors carrying an ext4 file system (needs root and loop devices).
-  const why = process.getuid?.() !== 0 ? 'not root' : spawnSync('losetup', ['--version']).status !== 0 ? 'no losetup' : undefined;
-  if (why) {
-    console.log(`  (skipped the 4 KiB-sector direct test: ${why})`);
-    return;
-  }
+/** Why no loop device with an ext4 file system can be made here (root, losetup, /dev/loop-control). */
+const noLoopDevice = process.getuid?.() !== 0 ? 'not root (losetup and mount need it)' : spawnSync('losetup', ['--version'], { timeout: 10_000 }).status !== 0 ? 'no losetup' : !existsSync('/dev/loop-control') ? 'no /dev/loop-control (no loop driver here)' : undefined;
+
+testUnless(test, noLoopDevice, 'direct mode on a disk with 4 KiB sectors: the block size the driver sees is 4096, and a 512-byte request goes buffered', async () => {
+  // A loop device with 4 KiB logical sectors carrying an ext4 file system.
   const work = mkdtempSync(join(tmpdir(), 'tsvmm-4kn-'));
   let fs: Ext4Loop;
   try {
     fs = mountExt4Loop(work, 64, 4096);
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
-    if (!(e instanceof LoopDeviceUnavailable)) throw e;
-    console.log(`  (skipped the 4 KiB-sector direct test: ${e.message})`);
-    return;
+    throw e;
   }
   try {
     const path = join(fs.path, 'disk.img');
