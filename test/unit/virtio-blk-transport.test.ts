@@ -17,7 +17,8 @@ function header(type: number, sector: bigint): Uint8Array {
   return h;
 }
 
-async function until<T>(f: () => T | undefined, ms = 2000): Promise<T> {
+/** Polls f until it gives a value; the deadline only catches a hang, so it is generous. */
+async function until<T>(f: () => T | undefined, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = f();
