@@ -63,6 +63,8 @@ export class Machine {
   private readonly serialIrq = new EventFd();
   private readonly workers: Worker[] = [];
   private endReason: { reason: MachineEndReason; detail: string } | undefined;
+  /** What console input waits in tsvmm for room in the UART's FIFO (attachConsole), for reports. */
+  private consoleBacklog: () => string = () => 'no console input attached';
   /** See MachineExit.builtMs. */
   private readonly builtMs = performance.now();
 
@@ -155,7 +157,7 @@ export class Machine {
    * A vCPU that does not answer is busy outside KVM_RUN, which says something too.
    */
   report(): void {
-    const lines = [`serial0: ${Serial8250.describeState(this.serialState)}`, ...this.virtio.flatMap((h) => h.describe())];
+    const lines = [`serial0: ${Serial8250.describeState(this.serialState)}; ${this.consoleBacklog()}`, ...this.virtio.flatMap((h) => h.describe())];
     process.stderr.write(lines.map((l) => `[tsvmm] report: ${l}\n`).join(''));
     requestReport(this.control);
     for (const v of this.vcpus) v.kick();
@@ -258,6 +260,7 @@ export class Machine {
     if (raw) stdin.setRawMode(true);
     let pending = new Uint8Array(0);
     let timer: NodeJS.Timeout | undefined;
+    this.consoleBacklog = () => `console input waiting for the FIFO: ${pending.byteLength} bytes${timer ? ', retry armed' : ''}`;
     const feed = (): void => {
       timer = undefined;
       const n = serial.enqueueInput(pending);

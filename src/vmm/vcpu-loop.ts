@@ -5,6 +5,7 @@
 import type { Bus } from './bus.js';
 import { KVM_RUN, exitReasonName } from './kvm-structs.js';
 import type { Vcpu } from './vcpu.js';
+import { describeLapic } from './lapic-state.js';
 
 const KVM_EXIT_IO = 2;
 const KVM_EXIT_HLT = 5;
@@ -51,6 +52,8 @@ export function requestReport(control: Int32Array): void {
   Atomics.add(control, 1, 1);
 }
 
+const MSR_IA32_TSC = 0x10;
+const MSR_IA32_TSC_DEADLINE = 0x6e0;
 const MP_STATES = ['runnable', 'uninitialized', 'init-received', 'halted', 'sipi-received', 'stopped', 'check-stop', 'operating', 'load'];
 
 /** One line on where `vcpu` is: instruction pointer, stack, flags, paging, run state. */
@@ -60,7 +63,17 @@ export function describeVcpu(vcpu: Vcpu, exits: number): string {
   const mp = new DataView(vcpu.getRaw('MP_STATE').buffer).getUint32(0, true);
   const hex = (v: bigint): string => `0x${v.toString(16)}`;
   const interrupts = (r.rflags & 0x200n) !== 0n ? 'on' : 'off';
-  return `rip ${hex(r.rip)} rsp ${hex(r.rsp)} rflags ${hex(r.rflags)} (interrupts ${interrupts}) cr3 ${hex(s.cr3)} mp_state ${MP_STATES[mp] ?? mp}, ${exits} exits so far`;
+  // Where the guest waits for an interrupt, what its LAPIC holds and when its timer fires next
+  // (TSC-deadline mode keeps the deadline in an MSR; 0 is disarmed).
+  let lapic: string;
+  try {
+    lapic = describeLapic(vcpu.getRaw('LAPIC'));
+    const [deadline, tsc] = vcpu.getMsrs([MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC]);
+    if (deadline && tsc) lapic += `, TSC deadline ${deadline.data === 0n ? 'disarmed' : `${deadline.data > tsc.data ? '+' : ''}${deadline.data - tsc.data} TSC ticks from now`}`;
+  } catch (e) {
+    lapic = `LAPIC unreadable: ${(e as Error).message}`;
+  }
+  return `rip ${hex(r.rip)} rsp ${hex(r.rsp)} rflags ${hex(r.rflags)} (interrupts ${interrupts}) cr3 ${hex(s.cr3)} mp_state ${MP_STATES[mp] ?? mp}, ${exits} exits so far; ${lapic}`;
 }
 
 export interface VcpuLoopOptions {

@@ -2,9 +2,10 @@
 // for on the console, what to type then]: input typed before the guest's UART driver starts
 // would be cleared by it, as on real hardware.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/package-root.js';
+import { diagnoseEmulatedMachine, EmulatedMachineStall, startKvmTrace, type BedHealth } from './bed-diagnosis.js';
 
 export interface TsvmmResult {
   code: number | null;
@@ -22,20 +23,29 @@ export const BOOT_TIMEOUT_MS = 120_000;
 export type ConsoleWatcher = (stdout: string, child: ChildProcess) => void;
 
 /**
- * In the test bed, where a nested guest once stalled (its timer interrupts stop; QEMU's guests
- * stall the same way in that emulated machine, and every later guest there does too), the rest
- * of the suite fails at once instead of waiting out a time-out per boot, so that
- * scripts/test.mjs can run the suite again in a fresh emulated machine without first burning
- * the suite's time limit. The mark lives in the bed's own /tmp, which dies with it.
+ * In the test bed, once the bed's diagnosis (bed-diagnosis.ts) found the emulated machine
+ * stalled, every later nested guest there stalls too: the rest of the suite fails at once with
+ * the same diagnosis instead of waiting out a time-out per boot, and scripts/test.mjs may run the
+ * suite again in a fresh machine. The mark lives in the bed's own /tmp, which dies with it.
  */
 const BED_STALLED_MARK = '/tmp/.tsvmm-testbed-stalled';
 const inTestBed = process.env.TSVMM_WHERE === 'testbed';
+/** After a time-out: how long the guest gets to answer the probe line before tsvmm is stopped. */
+const PROBE_WAIT_MS = 10_000;
 
+/**
+ * Boots `tsvmm args` and resolves when it exits. On a time-out it asks tsvmm where the guest is
+ * (SIGUSR2: vCPU registers and LAPIC, UART, virtqueues, interrupts raised), types a probe line,
+ * and in the test bed judges the emulated machine while the guest is still there: a stalled
+ * machine rejects with EmulatedMachineStall; a healthy one resolves with timedOut and the
+ * evidence in stdout, which the test then reports as its failure.
+ */
 export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], timeoutMs = BOOT_TIMEOUT_MS, watch?: ConsoleWatcher): Promise<TsvmmResult> {
   if (inTestBed && existsSync(BED_STALLED_MARK)) {
-    return Promise.reject(new Error('not run: an earlier nested guest in this emulated machine stalled (see the first failure); later guests here stall too'));
+    return Promise.reject(new EmulatedMachineStall(`not run: ${readFileSync(BED_STALLED_MARK, 'utf8').trim()}`, 'every later nested guest in this emulated machine stalls too (see the first failure)'));
   }
-  return new Promise((resolve) => {
+  if (inTestBed) startKvmTrace();
+  return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -52,28 +62,39 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let timedOut = false;
-    // On a timeout, first ask tsvmm where the guest is (SIGUSR2) and find out whether the guest
-    // still answers on its console (the test bed sometimes stalls a nested guest: is its tty dead,
-    // or is a process stuck?), then ask tsvmm to stop (SIGTERM: it reports why it ended, and its
-    // exit counts with --stats), then kill it.
+    let stall: BedHealth | undefined;
+    const stop = (): void => {
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    };
     const timer = setTimeout(() => {
       timedOut = true;
-      if (inTestBed) writeFileSync(BED_STALLED_MARK, `${new Date().toISOString()} ${args.join(' ')}\n`);
-      // SIGUSR2: tsvmm reports its vCPUs' registers and its devices' state on stderr.
       child.kill('SIGUSR2');
       stdout += `\n[runTsvmm: no end after ${timeoutMs} ms; asked tsvmm for a report (SIGUSR2); typing a probe line]\n`;
       child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
       setTimeout(() => {
-        stdout += `\n[runTsvmm: probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}; SIGTERM]\n`;
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-      }, 10_000).unref();
+        stdout += `\n[runTsvmm: probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}]\n`;
+        if (!inTestBed) return stop();
+        stdout += '[runTsvmm: judging the emulated machine (control guest, L1 log, KVM trace)]\n';
+        diagnoseEmulatedMachine()
+          .then((health) => {
+            stdout += `[runTsvmm: ${health.evidence}]\n${health.details}\n`;
+            if (health.stalled) {
+              stall = health;
+              writeFileSync(BED_STALLED_MARK, `${health.evidence} (first seen booting: tsvmm ${args.join(' ')})\n`);
+            }
+          })
+          .catch((e: unknown) => (stdout += `[runTsvmm: the diagnosis failed: ${String(e)}]\n`))
+          .finally(stop);
+      }, PROBE_WAIT_MS).unref();
     }, timeoutMs);
     // EPIPE when tsvmm was killed with input still queued: the result says what happened.
     child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0, timedOut });
+      const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut };
+      if (stall) reject(new EmulatedMachineStall(stall.evidence, `${stall.details}${tail(result)}`));
+      else resolve(result);
     });
     if (dialogue.length === 0) child.stdin.end();
   });

@@ -47,7 +47,10 @@ const C_THR_PENDING = 7;
 const C_FIFO_HEAD = 8;
 const C_FIFO_COUNT = 9;
 const C_TX_BYTES = 10;
-const CELLS = 11;
+/** Interrupts raised (irqfd writes) and bytes the host queued into the receive FIFO, for reports. */
+const C_IRQS_RAISED = 11;
+const C_RX_BYTES = 12;
+const CELLS = 13;
 
 export interface SerialOutput {
   write(bytes: Uint8Array): void;
@@ -81,7 +84,8 @@ export class Serial8250 implements BusDevice {
   static describeState(state: SharedArrayBuffer): string {
     const c = new Int32Array(state, 0, CELLS);
     const hex = (i: number): string => `0x${(Atomics.load(c, i) >>> 0).toString(16)}`;
-    return `IER ${hex(C_IER)} LCR ${hex(C_LCR)} MCR ${hex(C_MCR)}, THR-empty interrupt pending ${Atomics.load(c, C_THR_PENDING)}, receive FIFO ${Atomics.load(c, C_FIFO_COUNT)} bytes, ${Atomics.load(c, C_TX_BYTES)} bytes transmitted, lock ${Atomics.load(c, C_LOCK)}`;
+    const n = (i: number): number => Atomics.load(c, i);
+    return `IER ${hex(C_IER)} LCR ${hex(C_LCR)} MCR ${hex(C_MCR)}, THR-empty interrupt pending ${n(C_THR_PENDING)}, receive FIFO ${n(C_FIFO_COUNT)} bytes, ${n(C_RX_BYTES)} bytes received from the host, ${n(C_TX_BYTES)} bytes transmitted, ${n(C_IRQS_RAISED)} interrupts raised, lock ${n(C_LOCK)}`;
   }
 
   /** Bytes the guest has transmitted so far (all threads). */
@@ -117,7 +121,12 @@ export class Serial8250 implements BusDevice {
       this.one[0] = out;
       this.output.write(this.one);
     }
-    if (raise) this.irq.trigger();
+    if (raise) this.raise();
+  }
+
+  private raise(): void {
+    Atomics.add(this.cells, C_IRQS_RAISED, 1);
+    this.irq.trigger();
   }
 
   /** Queues input from the host (stdin); returns how many bytes fit in the FIFO. */
@@ -128,11 +137,12 @@ export class Serial8250 implements BusDevice {
     lock(c, C_LOCK);
     try {
       accepted = this.pushFifo(bytes);
+      c[C_RX_BYTES] = ((c[C_RX_BYTES] as number) + accepted) | 0;
       raise = accepted > 0 && ((c[C_IER] as number) & IER_RDI) !== 0;
     } finally {
       unlock(c, C_LOCK);
     }
-    if (raise) this.irq.trigger();
+    if (raise) this.raise();
     return accepted;
   }
 

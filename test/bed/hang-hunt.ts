@@ -1,0 +1,55 @@
+// A loop of nested boots of the console-shell workload, to catch and diagnose the hang of
+// issue 26 (a Linux guest halted with interrupts on that never wakes). Run it inside the bed:
+//   node dist/test/bed/cli.js --memory 4096 --timeout 3500 -- node dist/test/bed/hang-hunt.js --boots 150
+// Each boot types a long command line at the guest's shell (longer than the UART's FIFO, as the
+// durability test does), writes and fsyncs files, and exits. A boot with no end is reported by
+// runTsvmm (test/helpers/tsvmm-process.ts): tsvmm's SIGUSR2 report (vCPU registers and LAPIC, the
+// UART, console input still queued, virtqueues), whether a probe line is answered, and the bed's
+// diagnosis (a QEMU control guest, L1's log, L1's KVM trace). A stalled machine ends the loop.
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { EmulatedMachineStall } from '../helpers/bed-diagnosis.js';
+import { guestKernel } from '../helpers/guest-kernel.js';
+import { runTsvmm } from '../helpers/tsvmm-process.js';
+
+const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
+const VERIFY = 'mkdir -p /d; cd /d; echo VERIFY-BEGIN; md5sum c* 2>/dev/null; echo VERIFY-END; cd /';
+const WORK = 'rm -f /d/c*; i=0; while [ $i -lt 3 ]; do i=$((i+1)); yes "c-i$i" | head -c $((i*1500)) > /d/c-$i && sync /d/c-$i /d && echo "ACK c-$i"; done; echo WORK-DONE';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { boots: { type: 'string', default: '100' }, 'timeout-s': { type: 'string', default: '60' } } });
+  const boots = Number(values.boots);
+  const timeoutMs = Number(values['timeout-s']) * 1000;
+  const k = guestKernel();
+  if (!k?.rootfs) throw new Error('no kernels/ guest with a root file system (npm run kernel; bash kernels/build-rootfs.sh)');
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-hunt-'));
+  const root = join(dir, 'rootfs.ext4');
+  copyFileSync(k.rootfs, root);
+  let hangs = 0;
+  const t0 = Date.now();
+  try {
+    for (let n = 1; n <= boots; n++) {
+      const r = await runTsvmm(['boot', k.bzImage, root, '--cmdline', CMDLINE], [[/\/ # /, `${VERIFY}\n${WORK}\nexit\n`]], timeoutMs);
+      const done = /WORK-DONE/.test(r.stdout.replace(/echo WORK-DONE/g, ''));
+      if (!r.timedOut && r.code === 0 && done) {
+        if (n % 10 === 0) process.stdout.write(`[hunt] ${n} boots, ${hangs} hangs, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+        continue;
+      }
+      hangs++;
+      process.stdout.write(`[hunt] boot ${n}: ${r.timedOut ? 'HANG' : `ended badly (code ${String(r.code)}, work done ${done})`} after ${r.ms} ms\n--- console (last 2500 bytes) ---\n${r.stdout.slice(-2500)}\n--- tsvmm ---\n${r.stderr.slice(-4000)}\n--- end of boot ${n} ---\n`);
+    }
+  } catch (e) {
+    if (!(e instanceof EmulatedMachineStall)) throw e;
+    hangs++;
+    process.stdout.write(`[hunt] the emulated machine stalled: ${e.message}\n`);
+    return 3;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    process.stdout.write(`[hunt] done: ${hangs} hangs or failures in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  }
+  return hangs === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();
