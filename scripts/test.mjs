@@ -177,7 +177,9 @@ async function kvmTests() {
   log(toy.line);
   if (toy.ok) add(await uvuSuite('integration', 'KVM integration tests (native)'));
   else add(await inTestBed('kvm-toy'));
-  const linuxFiles = testFiles('integration/linux');
+  // TSVMM_LINUX_FILES=a.test.js,b.test.js runs only those Linux test files (a developer's run).
+  const chosen = process.env.TSVMM_LINUX_FILES?.split(',').filter((f) => f !== '');
+  const linuxFiles = testFiles('integration/linux').filter((f) => chosen === undefined || chosen.includes(f));
   if (linuxFiles.length > 0) {
     const kernel = await buildGuestKernel();
     if (!kernel) {
@@ -187,7 +189,7 @@ async function kvmTests() {
       const env = { TSVMM_KERNEL: kernel.bzImage, TSVMM_INITRD: kernel.initramfs, TSVMM_ROOTFS: kernel.rootfs };
       const linux = await probe('linux', env);
       log(linux.line);
-      if (linux.ok) add(await uvuSuite('integration/linux', 'Linux-booting tests (native)', env));
+      if (linux.ok) for (const f of chosen === undefined ? [undefined] : linuxFiles) add(await uvuSuite('integration/linux', 'Linux-booting tests (native)', env, f));
       // One machine per file: a machine that faults costs only that file's run, and a retry
       // repeats only that file.
       else for (const f of linuxFiles) add(await inTestBed(`kvm-linux-file:${f}`, env));

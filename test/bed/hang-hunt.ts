@@ -38,7 +38,7 @@ async function main(): Promise<number> {
         continue;
       }
       hangs++;
-      process.stdout.write(`[hunt] boot ${n}: ${r.timedOut ? 'HANG' : `ended badly (code ${String(r.code)}, work done ${done})`} after ${r.ms} ms\n--- console (last 2500 bytes) ---\n${r.stdout.slice(-2500)}\n--- tsvmm ---\n${r.stderr.slice(-4000)}\n--- end of boot ${n} ---\n`);
+      process.stdout.write(`[hunt] boot ${n}: ${r.timedOut ? 'HANG' : `ended badly (code ${String(r.code)}, work done ${done})`} after ${r.ms} ms\n--- console (last 2500 bytes) ---\n${r.stdout.slice(-2500)}\n--- tsvmm ---\n${r.stderr.slice(-4000)}\n--- runTsvmm ---\n${r.notes}--- end of boot ${n} ---\n`);
     }
   } catch (e) {
     if (!(e instanceof EmulatedMachineStall)) throw e;

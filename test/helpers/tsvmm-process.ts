@@ -15,6 +15,8 @@ export interface TsvmmResult {
   stdout: string;
   stderr: string;
   ms: number;
+  /** After a time-out: what runTsvmm found (the probe, the bed's diagnosis), for the failure message. */
+  notes: string;
 }
 
 export const BOOT_TIMEOUT_MS = 120_000;
@@ -62,6 +64,7 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let timedOut = false;
+    let notes = '';
     let stall: BedHealth | undefined;
     const stop = (): void => {
       child.kill('SIGTERM');
@@ -70,21 +73,20 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGUSR2');
-      stdout += `\n[runTsvmm: no end after ${timeoutMs} ms; asked tsvmm for a report (SIGUSR2); typing a probe line]\n`;
+      notes += `no end after ${timeoutMs} ms: asked tsvmm for a report (SIGUSR2, on its stderr) and typed a probe line\n`;
       child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
       setTimeout(() => {
-        stdout += `\n[runTsvmm: probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}]\n`;
+        notes += `probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}\n`;
         if (!inTestBed) return stop();
-        stdout += '[runTsvmm: judging the emulated machine (control guest, L1 log, KVM trace)]\n';
         diagnoseEmulatedMachine()
           .then((health) => {
-            stdout += `[runTsvmm: ${health.evidence}]\n${health.details}\n`;
+            notes += `${health.evidence}\n${health.details}\n`;
             if (health.stalled) {
               stall = health;
               writeFileSync(BED_STALLED_MARK, `${health.evidence} (first seen booting: tsvmm ${args.join(' ')})\n`);
             }
           })
-          .catch((e: unknown) => (stdout += `[runTsvmm: the diagnosis failed: ${String(e)}]\n`))
+          .catch((e: unknown) => (notes += `the bed's diagnosis failed: ${String(e)}\n`))
           .finally(stop);
       }, PROBE_WAIT_MS).unref();
     }, timeoutMs);
@@ -92,8 +94,8 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut };
-      if (stall) reject(new EmulatedMachineStall(stall.evidence, `${stall.details}${tail(result)}`));
+      const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut, notes };
+      if (stall) reject(new EmulatedMachineStall(stall.evidence, tail(result)));
       else resolve(result);
     });
     if (dialogue.length === 0) child.stdin.end();
@@ -102,7 +104,8 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
 
 /** The end of what the guest and tsvmm printed, for assertion messages. */
 export function tail(r: TsvmmResult, n = 1500): string {
-  return `\n--- console (last ${n} bytes) ---\n${r.stdout.slice(-n)}\n--- tsvmm ---\n${r.stderr.slice(-n)}`;
+  const notes = r.notes === '' ? '' : `\n--- runTsvmm ---\n${r.notes.trimEnd()}`;
+  return `\n--- console (last ${n} bytes) ---\n${r.stdout.slice(-n)}\n--- tsvmm ---\n${r.stderr.slice(-n)}${notes}`;
 }
 
 /**
