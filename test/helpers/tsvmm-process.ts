@@ -40,7 +40,7 @@ const PROBE_WAIT_MS = 10_000;
  * (SIGUSR2: vCPU registers and LAPIC, UART, virtqueues, interrupts raised), types a probe line,
  * and in the test bed judges the emulated machine while the guest is still there: a stalled
  * machine rejects with EmulatedMachineStall; a healthy one resolves with timedOut and the
- * evidence in stdout, which the test then reports as its failure.
+ * evidence in `notes`, which tail() puts in the test's failure message.
  */
 export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], timeoutMs = BOOT_TIMEOUT_MS, watch?: ConsoleWatcher): Promise<TsvmmResult> {
   if (inTestBed && existsSync(BED_STALLED_MARK)) {
@@ -64,6 +64,7 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let timedOut = false;
+    let closed = false;
     let notes = '';
     let stall: BedHealth | undefined;
     const stop = (): void => {
@@ -77,6 +78,7 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
       child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
       setTimeout(() => {
         notes += `probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}\n`;
+        if (closed) return; // it ended by itself meanwhile
         if (!inTestBed) return stop();
         diagnoseEmulatedMachine()
           .then((health) => {
@@ -93,6 +95,7 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     // EPIPE when tsvmm was killed with input still queued: the result says what happened.
     child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
+      closed = true;
       clearTimeout(timer);
       const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut, notes };
       if (stall) reject(new EmulatedMachineStall(stall.evidence, tail(result)));
