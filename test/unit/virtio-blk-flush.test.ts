@@ -182,6 +182,13 @@ for (const engine of ['threads', 'io_uring'] as const) {
         );
         assertFdatasyncFailed(flushed);
         assert.ok(roomLeft(disk) < MiB, `writeback ran the tmpfs out of room: ${roomLeft(disk)} bytes left`);
+        // Linux reports a writeback error once; the backend keeps failing flushes after it.
+        const again = await be.flush().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.instance(again, BlockBackendError, 'a flush after a failed one fails too: the lost writes are not on disk');
+        assert.match((again as Error).message, /an earlier fdatasync failed .*fdatasync failed: (ENOSPC|EIO)/);
       } finally {
         await be.close();
       }

@@ -24,7 +24,11 @@
 // (it hashes them by inode), where the threadpool runs four (host: 4 KiB writes 200 µs through the
 // ring against 150-190 µs). QEMU pairs its native AIO with cache=none for the same reason.
 // flush() is fdatasync(2) (on the ring, or FileHandle.datasync()), so a FLUSH completes only once
-// every write acknowledged before it is on stable storage.
+// every write acknowledged before it is on stable storage. A failed fdatasync is final: Linux
+// reports a writeback error to each open file once and then forgets the lost pages, so a later
+// fdatasync would succeed over data that never reached the disk; every later flush() therefore
+// fails with the first error, until the image is opened again (QEMU marks its BlockDriverState
+// broken the same way).
 //
 // Cached reads first. readNow() tries preadv2(RWF_NOWAIT) on the calling (event-loop) thread:
 // when the page cache holds the whole range it is copied at once (one system call, ~1 µs for
@@ -243,6 +247,8 @@ async function punchesHoles(fd: number, size: number): Promise<boolean> {
 /** A raw image file. */
 export class FileBackend implements BlockBackend {
   private closed = false;
+  /** The first fdatasync failure; every later flush() fails with it (see the header comment). */
+  private flushFailure: BlockBackendError | undefined;
   /** Whether the file system does RWF_NOWAIT reads (until it says it does not). */
   private nowait = true;
   /** Whether the file system does FALLOC_FL_ZERO_RANGE (until it says it does not). */
@@ -442,6 +448,9 @@ export class FileBackend implements BlockBackend {
   async flush(): Promise<void> {
     this.checkOpen('flush', 0, 0);
     if (this.readOnly) return; // nothing of ours to make durable
+    if (this.flushFailure) {
+      throw new BlockBackendError('flush', this.path, 0, 0, `an earlier fdatasync failed (${this.flushFailure.message}); what the guest wrote since it is not known to be on disk`, this.flushFailure);
+    }
     try {
       const ring = this.ring;
       if (ring) {
@@ -451,7 +460,8 @@ export class FileBackend implements BlockBackend {
         await this.fh.datasync();
       }
     } catch (e) {
-      throw new BlockBackendError('flush', this.path, 0, 0, `fdatasync failed: ${errnoText(e)}`, e);
+      this.flushFailure = new BlockBackendError('flush', this.path, 0, 0, `fdatasync failed: ${errnoText(e)}`, e);
+      throw this.flushFailure;
     }
   }
 
