@@ -159,15 +159,16 @@ export function writeZeroPage(memory: GuestMemory, opts: ZeroPageOptions, addr =
 /**
  * The command line's bytes, validated: no NUL inside, at most `limit` bytes (the kernel's
  * setup_header.cmdline_size, which excludes the NUL) and, with its NUL, inside the cmdline area.
+ * `note` says in a too-long error what part of the length is not the user's (Cmdline.encode).
  */
-export function encodeCmdline(cmdline: string, limit = DEFAULT_CMDLINE_LIMIT): Uint8Array {
+export function encodeCmdline(cmdline: string, limit = DEFAULT_CMDLINE_LIMIT, note?: string): Uint8Array {
   const bytes = new TextEncoder().encode(cmdline);
   const nul = bytes.indexOf(0);
   if (nul >= 0) throw new BootError('bad-cmdline', `the kernel command line holds a NUL byte at offset ${nul}; remove it`);
   const max = Math.min(limit, CMDLINE_MAX_SIZE - 1);
   if (bytes.byteLength > max) {
     const by = limit <= CMDLINE_MAX_SIZE - 1 ? `the kernel accepts (setup_header.cmdline_size ${limit})` : `the cmdline area at ${hex(CMDLINE_ADDR)} holds`;
-    throw new BootError('bad-cmdline', `the kernel command line is ${bytes.byteLength} bytes, more than the ${max} ${by}; shorten it`);
+    throw new BootError('bad-cmdline', `the kernel command line is ${bytes.byteLength} bytes, more than the ${max} ${by}${note ? `; ${note}` : ''}; shorten it`);
   }
   return bytes;
 }

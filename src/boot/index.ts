@@ -24,6 +24,7 @@ import { buildMptable, checkVcpuCount, type MpTableInfo } from './mptable.js';
 import { buildAcpiTables, type AcpiDevices, type AcpiTables } from './acpi/index.js';
 import { writeIdentityPageTables } from './paging.js';
 import { bootMsrs, bootRegs, longModeSregs } from './regs.js';
+import { Cmdline } from './cmdline.js';
 
 export { BootError, type BootErrorReason } from './errors.js';
 export * from './layout.js';
@@ -35,6 +36,7 @@ export { writeIdentityPageTables } from './paging.js';
 export { bootRegs, longModeSregs, bootMsrs, setLapicLints, BOOT_FPU, BOOT_MSRS } from './regs.js';
 export { buildMptable, writeMptable, mptableSize, MAX_MPTABLE_CPUS, type MpTableInfo } from './mptable.js';
 export { vcpuCpuid, cpuVendor, hasKvmSignature, findCpuid, type CpuidOptions } from './cpuid.js';
+export { Cmdline, type CmdlineParam, type CmdlineDefault } from './cmdline.js';
 export { buildAcpiTables, type AcpiDevices, type AcpiSerialPort, type AcpiVirtioMmio, type AcpiTables, type AcpiTable } from './acpi/index.js';
 
 export type KernelFormat = 'bzImage' | 'elf';
@@ -156,7 +158,8 @@ export function loadKernel(memory: GuestMemory, kernelBytes: Uint8Array): Loaded
 export interface BootConfig {
   kernel: Uint8Array;
   initrd?: Uint8Array;
-  cmdline: string;
+  /** The kernel command line; a Cmdline's too-long error also says how much of it tsvmm added. */
+  cmdline: string | Cmdline;
   vcpus: number;
   /**
    * Devices the ACPI DSDT describes. A kernel that uses ACPI (hardware-reduced: no 8259) gives a
@@ -206,7 +209,7 @@ export function setupBoot(memory: GuestMemory, config: BootConfig): BootSetup {
       `the kernel reaches ${hex(kernel.kernelEnd)} while it starts, beyond the ${bytesText(IDENTITY_MAP_SIZE)} the boot page tables identity-map`,
     );
   }
-  const cmdlineBytes = encodeCmdline(config.cmdline, kernel.cmdlineLimit);
+  const cmdlineBytes = config.cmdline instanceof Cmdline ? config.cmdline.encode(kernel.cmdlineLimit) : encodeCmdline(config.cmdline, kernel.cmdlineLimit);
   const initrdAddr = config.initrd ? planInitrd(memory, config.initrd.byteLength, kernel.initrdAddrMax, kernel.kernelEnd) : undefined;
   const mp = buildMptable(config.vcpus);
   if (!memory.contains(mp.info.addr, mp.bytes.byteLength)) {

@@ -1,5 +1,6 @@
 // Arguments of `tsvmm boot`, parsed with node:util parseArgs and validated.
 import { parseArgs } from 'node:util';
+import { BootError, Cmdline } from '../boot/index.js';
 import { DEFAULT_CMDLINE } from '../machine/config.js';
 import { MAX_EVENT_LOOP_BOOST } from '../machine/thread-priority.js';
 import { UsageError } from './errors.js';
@@ -19,7 +20,10 @@ export interface BootArgs {
   /** virtio-blk disks in slot order: ROOTFS first (as /dev/vda), then each --disk. */
   disks: DiskSpec[];
   initrd?: string;
+  /** The kernel command line with tsvmm's console= and root=/ro|rw in place (bootCmdline). */
   cmdline: string;
+  /** Where the user's --cmdline overrode what tsvmm would have added, for stderr. */
+  cmdlineWarnings: string[];
   cpus: number;
   memoryMiB: number;
   /** --io-boost: nice steps the event loop runs above the vCPU threads; absent: the default. */
@@ -45,7 +49,9 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
                    for how its I/O reaches the host kernel (QEMU's aio=); default io_uring for
                    a :direct disk where the host has it, else threads
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
-                   console=ttyS0 is added unless S names a console
+                   what tsvmm adds (console=ttyS0, root=/dev/vda rw for ROOTFS, virtio_mmio.device=
+                   for each disk) goes before S's "--", after which come init's arguments; a
+                   console=, root=, ro or rw in S wins over tsvmm's (with a warning if it differs)
   --cpus N         vCPUs (default 1, at most 32)
   --memory MiB     guest RAM (default 256)
   --io-boost N     run the event loop (every device's work) N nice steps above the vCPU threads,
@@ -61,10 +67,37 @@ function intOption(name: string, raw: string | undefined, fallback: number): num
   return Number(raw);
 }
 
-/** The command line the guest gets: the given or default one, with console=ttyS0 unless a console is named. */
-export function effectiveCmdline(cmdline: string | undefined): string {
-  const base = (cmdline ?? DEFAULT_CMDLINE).trim();
-  return /(^|\s)console=/.test(base) ? base : `${base} console=ttyS0`.trim();
+/**
+ * The command line the guest gets: the given (or default) one with console=ttyS0 and, for a
+ * ROOTFS, root=/dev/vda and rw (ro for ROOTFS:ro) added before its `--` (src/boot/cmdline.ts).
+ * A console=, root=, ro or rw the user wrote wins; where it differs from tsvmm's, a warning says
+ * so. Machine.build adds the virtio_mmio.device= announcements to the same line.
+ */
+export function bootCmdline(given: string | undefined, root?: DiskSpec): { cmdline: string; warnings: string[] } {
+  let line: Cmdline;
+  try {
+    line = Cmdline.parse(given ?? DEFAULT_CMDLINE);
+  } catch (e) {
+    if (e instanceof BootError) throw new UsageError(`--cmdline: ${e.message}`, BOOT_USAGE);
+    throw e;
+  }
+  const warnings: string[] = [];
+  const warn = (w: string | undefined): void => {
+    if (w !== undefined) warnings.push(w);
+  };
+  warn(line.addDefault({
+    name: 'console',
+    value: 'ttyS0',
+    // Several console= are allowed (kernel-parameters.rst); one on ttyS0, at any speed, is enough.
+    agrees: (set) => set.some((p) => /^ttyS0(,|$)/.test(p.value ?? '')),
+    why: "this terminal shows the guest's ttyS0 only, so the kernel's messages may not appear here",
+  }));
+  if (root) {
+    warn(line.addDefault({ name: 'root', value: '/dev/vda', why: 'ROOTFS is /dev/vda' }));
+    // ro and rw are one setting (the root mount's mode); the kernel takes the last one given.
+    warn(line.addDefault({ name: root.readOnly ? 'ro' : 'rw', alternatives: ['ro', 'rw'], why: root.readOnly ? 'ROOTFS is read-only' : 'ROOTFS is writable' }));
+  }
+  return { cmdline: line.toString(), warnings };
 }
 
 const DISK_FLAGS = ['ro', 'direct', 'aio=io_uring', 'aio=threads'] as const;
@@ -118,12 +151,12 @@ export function parseBootArgs(argv: string[]): BootArgs {
   const rootfs = positionals[1];
   const root = rootfs === undefined ? undefined : parseDisk(rootfs);
   const disks = [...(root ? [root] : []), ...(values.disk ?? []).map(parseDisk)];
-  let cmdline = effectiveCmdline(values.cmdline);
-  if (root && !/(^|\s)root=/.test(cmdline)) cmdline += ` root=/dev/vda ${root.readOnly ? 'ro' : 'rw'}`;
+  const { cmdline, warnings } = bootCmdline(values.cmdline, root);
   const args: BootArgs = {
     kernel: positionals[0] ?? '',
     disks,
     cmdline,
+    cmdlineWarnings: warnings,
     cpus: intOption('cpus', values.cpus, 1),
     memoryMiB: intOption('memory', values.memory, 256),
     stats: values.stats ?? false,

@@ -59,6 +59,7 @@ export async function bootCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const cliStartMs = performance.now();
+  for (const w of args.cmdlineWarnings) console.error(`[tsvmm] warning: ${w}`);
   let machine: Machine;
   const disks = await openDisks(args.disks).catch((e: unknown) => {
     throw new UsageError(e instanceof Error ? e.message : String(e), BOOT_USAGE);

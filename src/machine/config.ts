@@ -5,7 +5,10 @@ import { MAX_EVENT_LOOP_BOOST } from './thread-priority.js';
 export interface MachineConfig {
   kernelPath: string;
   initrdPath?: string;
-  /** The full kernel command line (defaults already applied by the caller). */
+  /**
+   * The kernel command line with the caller's defaults applied (root=, console=); Machine.build
+   * parses it (src/boot/cmdline.ts Cmdline) and adds each virtio device's announcement before its `--`.
+   */
   cmdline: string;
   vcpus: number;
   memoryMiB: number;

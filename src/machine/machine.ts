@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { BOOT_FPU, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
+import { BOOT_FPU, Cmdline, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioMmioHost, VIRTIO_MMIO_SIZE } from './virtio-host.js';
 import { Serial8250, SERIAL_IRQ_COM1, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../devices/legacy/serial.js';
@@ -84,10 +84,12 @@ export class Machine {
   /**
    * Validates the config, reads the kernel and initrd, and builds the VM ready to run, with the
    * given virtio devices on virtio-mmio slots 0, 1, ... (GSI 5, 6, ...), announced on the kernel
-   * command line. The machine owns the devices from here on (dispose() releases them).
+   * command line before its `--` (src/boot/cmdline.ts). The machine owns the devices from here
+   * on (dispose() releases them).
    */
   static build(config: MachineConfig, devices: readonly { name: string; device: VirtioDevice }[] = []): Machine {
     validateConfig(config);
+    const cmdline = Cmdline.parse(config.cmdline);
     if (devices.length > IRQ_MAX - IRQ_BASE + 1) throw new ConfigError(`${devices.length} virtio devices: at most ${IRQ_MAX - IRQ_BASE + 1} (one interrupt line each)`);
     const kernel = readInput(config.kernelPath, 'kernel');
     const initrd = config.initrdPath === undefined ? undefined : readInput(config.initrdPath, 'initrd');
@@ -114,7 +116,8 @@ export class Machine {
         }),
       );
       owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
-      const cmdline = [config.cmdline, ...virtio.map((h) => h.cmdline)].join(' ');
+      // Each announcement describes hardware the guest has, so it is added whatever the user wrote.
+      for (const h of virtio) cmdline.add(h.cmdlineParam.name, h.cmdlineParam.value);
       // A kernel that uses ACPI learns the UART's and each transport's interrupt from the DSDT.
       const acpiDevices = {
         serial: [{ port: SERIAL_PORT_COM1, length: SERIAL_PORT_LENGTH, gsi: SERIAL_IRQ_COM1 }],

@@ -108,9 +108,12 @@ export class VirtioMmioHost {
     return { space: 'mmio', address: BigInt(this.base + REG.interruptAck), length: 4, datamatch: BigInt(ACK_DOORBELL_VALUE) };
   }
 
-  /** The kernel command-line word that announces this device (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). */
-  get cmdline(): string {
-    return `virtio_mmio.device=${VIRTIO_MMIO_SIZE / 1024}K@0x${this.base.toString(16)}:${this.gsi}`;
+  /**
+   * The kernel parameter that announces this device, virtio_mmio.device=<size>@<base>:<irq>
+   * (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, kernel-parameters.rst).
+   */
+  get cmdlineParam(): { name: string; value: string } {
+    return { name: 'virtio_mmio.device', value: `${VIRTIO_MMIO_SIZE / 1024}K@0x${this.base.toString(16)}:${this.gsi}` };
   }
 
   /** For a stuck-guest report: the transport, its queues and, where the device keeps them, its metrics. */

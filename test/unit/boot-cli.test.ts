@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { effectiveCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
+import { bootCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
 import { formatStats, formatStartup } from '../../src/cli/boot.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { DEFAULT_CMDLINE, validateConfig, ConfigError } from '../../src/machine/config.js';
@@ -28,10 +28,41 @@ test('--io-boost: nice steps for the event loop, 0 to 39; absent leaves the defa
   assert.throws(() => validateConfig({ kernelPath: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, consoleFd: 1, consoleInput: false, eventLoopBoost: 40 }), (e: unknown) => e instanceof ConfigError && /nice steps/.test(e.message));
 });
 
-test('console=ttyS0 is added only when no console is named', () => {
-  assert.is(effectiveCmdline('quiet'), 'quiet console=ttyS0');
-  assert.is(effectiveCmdline('console=ttyS0,115200 quiet'), 'console=ttyS0,115200 quiet');
-  assert.is(effectiveCmdline(' '), 'console=ttyS0');
+test('console=ttyS0 is added only when no console is named; a console elsewhere than ttyS0 is kept with a warning', () => {
+  assert.equal(bootCmdline('quiet'), { cmdline: 'quiet console=ttyS0', warnings: [] });
+  assert.equal(bootCmdline('console=ttyS0,115200 quiet'), { cmdline: 'console=ttyS0,115200 quiet', warnings: [] });
+  assert.equal(bootCmdline('console=tty0 console=ttyS0'), { cmdline: 'console=tty0 console=ttyS0', warnings: [] });
+  assert.equal(bootCmdline(' '), { cmdline: 'console=ttyS0', warnings: [] });
+  const hvc = bootCmdline('quiet console=hvc0');
+  assert.is(hvc.cmdline, 'quiet console=hvc0');
+  assert.equal(hvc.warnings.length, 1);
+  assert.match(hvc.warnings[0] ?? '', /console=hvc0 is kept; tsvmm does not add console=ttyS0/);
+  assert.is(bootCmdline('quiet -- console=hvc0').cmdline, 'quiet console=ttyS0 -- console=hvc0', 'a console= after -- is init\'s, not the kernel\'s');
+});
+
+test('the issue-27 line: root=/dev/vda rw go before the user\'s --, the init arguments stay after it', () => {
+  const a = parseBootArgs(['k', 'deb.ext4', '--cmdline', 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash -- -c "echo hi; sleep 1"']);
+  assert.is(a.cmdline, 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash root=/dev/vda rw -- -c "echo hi; sleep 1"');
+  assert.equal(a.cmdlineWarnings, []);
+});
+
+test('a root=, ro or rw the user gave wins over ROOTFS\'s, never doubled; a differing one is warned about', () => {
+  const root = { path: 'r', readOnly: false, direct: false };
+  assert.equal(bootCmdline('console=ttyS0 root=/dev/vda', root), { cmdline: 'console=ttyS0 root=/dev/vda rw', warnings: [] });
+  const vdb = bootCmdline('console=ttyS0 root=/dev/vdb', root);
+  assert.is(vdb.cmdline, 'console=ttyS0 root=/dev/vdb rw');
+  assert.match(vdb.warnings.join('\n'), /root=\/dev\/vdb is kept; tsvmm does not add root=\/dev\/vda \(ROOTFS is \/dev\/vda\)/);
+  const ro = bootCmdline('console=ttyS0 ro', root);
+  assert.is(ro.cmdline, 'console=ttyS0 ro root=/dev/vda');
+  assert.match(ro.warnings.join('\n'), /the command line's ro is kept; tsvmm does not add rw \(ROOTFS is writable\)/);
+  assert.equal(bootCmdline('console=ttyS0 ro', { ...root, readOnly: true }), { cmdline: 'console=ttyS0 ro root=/dev/vda', warnings: [] });
+  assert.is(bootCmdline('console=ttyS0 -- root=/dev/vdb rw', root).cmdline, 'console=ttyS0 root=/dev/vda rw -- root=/dev/vdb rw', 'words after -- are init\'s');
+});
+
+test('a --cmdline the kernel would misread is a UsageError', () => {
+  for (const bad of ['init=/bin/sh -- -c "echo', 'quiet -- a -- b']) {
+    assert.throws(() => parseBootArgs(['k', '--cmdline', bad]), (e: unknown) => e instanceof UsageError && /^--cmdline: /.test(e.message), bad);
+  }
 });
 
 test('bad boot command lines are UsageErrors with the boot usage', () => {
