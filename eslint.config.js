@@ -12,6 +12,14 @@ const upward = (layers) => ({
   message: `layers point one way (cli/api -> machine -> devices, boot -> vmm -> addon); this import points back up`,
 });
 
+const honestTests = [
+  { selector: "CallExpression[callee.property.name='only']", message: '.only() in committed tests drops every other test from the run' },
+  {
+    selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(test|suite|[a-z]+Test|t)$/]",
+    message: 'skip a test that cannot run here with skipTest()/testUnless() from test/helpers/skip.ts, which names it and its reason',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'bin/**', 'eslint.config.js'] },
   ...tseslint.configs.recommended,
@@ -26,25 +34,12 @@ export default tseslint.config(
     // and a test that cannot run here is skipped with its reason through test/helpers/skip.ts.
     files: ['test/**/*.ts'],
     ignores: ['test/helpers/skip.ts'],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        { selector: "CallExpression[callee.property.name='only']", message: '.only() in committed tests drops every other test from the run' },
-        { selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(test|suite|[a-z]+Test|t)$/]", message: 'skip a test that cannot run here with skipTest()/testUnless() from test/helpers/skip.ts, which names it and its reason' },
-      ],
-    },
+    rules: { 'no-restricted-syntax': ['error', ...honestTests] },
   },
   {
     // uvu runs what was registered before .run(): a test registered after it never runs, silently.
     files: ['test/**/*.test.ts'],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        { selector: "CallExpression[callee.property.name='only']", message: '.only() in committed tests drops every other test from the run' },
-        { selector: "CallExpression[callee.property.name='skip'][callee.object.name=/^(test|suite|[a-z]+Test|t)$/]", message: 'skip a test that cannot run here with skipTest()/testUnless() from test/helpers/skip.ts, which names it and its reason' },
-        { selector: "Program > ExpressionStatement[expression.callee.property.name='run'] ~ *", message: 'nothing after .run(): uvu never runs a test registered after it' },
-      ],
-    },
+    rules: { 'no-restricted-syntax': ['error', ...honestTests, { selector: "Program > ExpressionStatement[expression.callee.property.name='run'] ~ *", message: 'nothing after .run(): uvu never runs a test registered after it' }] },
   },
   {
     files: ['scripts/**/*.mjs'],
