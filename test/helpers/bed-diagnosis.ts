@@ -4,12 +4,15 @@
 //     now, beside the stopped tsvmm; QEMU 7.2's lost timer wake-up stalls every nested guest of
 //     the machine it hits, QEMU's included, so a control guest that cannot boot convicts the bed;
 //   - L1's own kernel log: "rcu_* kthread timer wakeup didn't happen" is that lost wake-up's
-//     signature in L1 itself.
+//     signature in L1 itself;
+//   - KVM's state for the guest: a vCPU kept halted with interrupts on while a deliverable vector
+//     waits in its IRR, in two reports its thread answered from KVM_RUN (vcpu-reports.ts).
 // Also kept for the record: the tail of L1's KVM interrupt trace (kvm:* tracepoints, started
 // for the bed's first nested guest), which shows what KVM injected into the stopped guest last.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { guestKernel } from './guest-kernel.js';
+import { heldInterrupt } from './vcpu-reports.js';
 
 /** Every failure that the bed's diagnosis puts on the emulated machine carries this word; the
  * runner retries an attempt only when all its failures do (test/runner/bed-attempt.ts). */
@@ -100,14 +103,32 @@ function controlGuest(): Promise<ControlResult> {
   });
 }
 
-/** Judges the emulated machine while the stopped guest is still there (call before killing it). */
-export async function diagnoseEmulatedMachine(): Promise<BedHealth> {
+/** The guest's own kernel reporting that its timer interrupts stopped (its LAPIC timer is KVM's). */
+const GUEST_TIMER_STALL = /rcu: rcu_\w+ kthread timer wakeup didn't happen[^\r\n]*/;
+
+/**
+ * Judges the emulated machine while the stopped guest is still there (call before killing it),
+ * from the control guest, L1's log, and what KVM holds for the guest (`tsvmmStderr`: tsvmm's
+ * reports, vcpu-reports.ts); `guestConsole` only adds the guest's own timer-stall line to the
+ * details.
+ */
+export async function diagnoseEmulatedMachine(tsvmmStderr: string, guestConsole: string): Promise<BedHealth> {
   const trace = kvmTraceTail(60);
+  const held = heldInterrupt(tsvmmStderr);
   const control = await controlGuest();
   const stallLines = l1StallLines();
-  const details = [`control guest: ${control.detail}`, `L1 kernel log: ${stallLines.length ? stallLines.join(' / ') : 'no timer-wakeup stall logged'}`, `L1 KVM trace, last events:`, trace].join('\n');
+  const guestStall = GUEST_TIMER_STALL.exec(guestConsole)?.[0];
+  const details = [
+    `control guest: ${control.detail}`,
+    `L1 kernel log: ${stallLines.length ? stallLines.join(' / ') : 'no timer-wakeup stall logged'}`,
+    `KVM's view of the guest: ${held ?? 'no interrupt held back in two reports (see the vCPU lines above)'}`,
+    `the guest's own log: ${guestStall ?? 'no timer-wakeup stall'}`,
+    `L1 KVM trace, last events:`,
+    trace,
+  ].join('\n');
   if (control.kind === 'stalled') return { stalled: true, evidence: `emulated machine stalled: ${control.detail}`, details };
   if (stallLines.length > 0) return { stalled: true, evidence: `emulated machine stalled: L1 logged "${(stallLines[0] as string).trim()}"`, details };
+  if (held !== undefined) return { stalled: true, evidence: `emulated machine stalled: ${held}`, details };
   const why = control.kind === 'booted' ? control.detail : `control guest unavailable (${control.detail})`;
-  return { stalled: false, evidence: `emulated machine healthy: ${why}; L1 logged no timer-wakeup stall`, details };
+  return { stalled: false, evidence: `emulated machine healthy: ${why}; L1 logged no timer-wakeup stall; KVM held no interrupt back`, details };
 }

@@ -34,6 +34,8 @@ const BED_STALLED_MARK = '/tmp/.tsvmm-testbed-stalled';
 const inTestBed = process.env.TSVMM_WHERE === 'testbed';
 /** After a time-out: how long the guest gets to answer the probe line before tsvmm is stopped. */
 const PROBE_WAIT_MS = 10_000;
+/** How long tsvmm gets to print its second report. */
+const REPORT_WAIT_MS = 3_000;
 
 /**
  * Boots `tsvmm args` and resolves when it exits. On a time-out it asks tsvmm where the guest is
@@ -67,39 +69,54 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
     let closed = false;
     let notes = '';
     let stall: BedHealth | undefined;
+    /** The time-out's investigation; a tsvmm that ends meanwhile is resolved only after it. */
+    let investigation: Promise<void> | undefined;
     const stop = (): void => {
+      if (closed) return;
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
     };
-    const timer = setTimeout(() => {
-      timedOut = true;
+    const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    const investigate = async (): Promise<void> => {
       child.kill('SIGUSR2');
       notes += `no end after ${timeoutMs} ms: asked tsvmm for a report (SIGUSR2, on its stderr) and typed a probe line\n`;
       child.stdin.write('\necho TSVMM-PROBE-$((6*7))\n');
-      setTimeout(() => {
-        notes += `probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}\n`;
-        if (closed) return; // it ended by itself meanwhile
-        if (!inTestBed) return stop();
-        diagnoseEmulatedMachine()
-          .then((health) => {
-            notes += `${health.evidence}\n${health.details}\n`;
-            if (health.stalled) {
-              stall = health;
-              writeFileSync(BED_STALLED_MARK, `${health.evidence} (first seen booting: tsvmm ${args.join(' ')})\n`);
-            }
-          })
-          .catch((e: unknown) => (notes += `the bed's diagnosis failed: ${String(e)}\n`))
-          .finally(stop);
-      }, PROBE_WAIT_MS).unref();
+      await pause(PROBE_WAIT_MS);
+      notes += `probe ${/TSVMM-PROBE-42/.test(stdout) ? 'answered: the guest console is alive' : 'not answered'}\n`;
+      if (closed) {
+        notes += 'tsvmm ended by itself meanwhile\n';
+        return;
+      }
+      // A second report: is what the first showed still so (vcpu-reports.ts)?
+      child.kill('SIGUSR2');
+      await pause(REPORT_WAIT_MS);
+      if (!inTestBed) return stop();
+      try {
+        const health = await diagnoseEmulatedMachine(stderr, stdout);
+        notes += `${health.evidence}\n${health.details}\n`;
+        if (health.stalled) {
+          stall = health;
+          writeFileSync(BED_STALLED_MARK, `${health.evidence} (first seen booting: tsvmm ${args.join(' ')})\n`);
+        }
+      } catch (e) {
+        notes += `the bed's diagnosis failed: ${String(e)}\n`;
+      }
+      stop();
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      investigation = investigate();
     }, timeoutMs);
     // EPIPE when tsvmm was killed with input still queued: the result says what happened.
     child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
       closed = true;
       clearTimeout(timer);
-      const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut, notes };
-      if (stall) reject(new EmulatedMachineStall(stall.evidence, tail(result)));
-      else resolve(result);
+      void (investigation ?? Promise.resolve()).then(() => {
+        const result = { code, signal, stdout, stderr, ms: Date.now() - t0, timedOut, notes };
+        if (stall) reject(new EmulatedMachineStall(stall.evidence, tail(result)));
+        else resolve(result);
+      });
     });
     if (dialogue.length === 0) child.stdin.end();
   });
