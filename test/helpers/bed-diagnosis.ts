@@ -97,7 +97,10 @@ function controlGuest(): Promise<ControlResult> {
       const s = ((Date.now() - t0) / 1000).toFixed(1);
       const marker = /TSVMM-INIT-OK[^\r\n]*/.exec(out)?.[0];
       if (marker !== undefined && !timedOut) resolve({ kind: 'booted', detail: `QEMU microvm booted the kernels/ guest to its marker in ${s} s` });
-      else if (timedOut) resolve({ kind: 'stalled', detail: `QEMU microvm did not finish booting the kernels/ guest in ${CONTROL_TIMEOUT_MS / 1000} s (console: ${JSON.stringify(out.slice(-300))})` });
+      else if (timedOut) {
+        const how = marker === undefined ? 'did not reach its init marker' : 'reached its init marker but did not end (its power-off waits on timers)';
+        resolve({ kind: 'stalled', detail: `QEMU microvm's run of the kernels/ guest ${how} in ${CONTROL_TIMEOUT_MS / 1000} s, where it takes about 3 s (console: ${JSON.stringify(out.slice(-300))})` });
+      }
       else resolve({ kind: 'unavailable', detail: `QEMU exited with ${String(code)} after ${s} s without the marker: ${JSON.stringify(out.slice(-300))}` });
     });
   });
