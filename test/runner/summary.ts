@@ -11,10 +11,16 @@ export function closingLines(totals: SuiteReport, retried: readonly RetriedAttem
   }
   lines.push(`skipped: ${totals.skipped}`);
   for (const s of totals.skippedNames) lines.push(`  - ${s}`);
-  const each = retried.map((r) => `${r.suite} attempt ${r.attempt}: ${r.evidence}; failed there: ${r.failed.length ? r.failed.join(', ') : 'no test (the machine froze before any reported)'}`);
+  const each = retried.map((r) => `${r.suite} attempt ${r.attempt}: ${shortEvidence(r.evidence)}; failed there: ${r.failed.length ? r.failed.join(', ') : 'no test (the machine froze before any reported)'}`);
   lines.push(`retried: ${retried.length}${each.length ? ` (${each.join(' | ')})` : ''}`);
   lines.push(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
   return lines;
+}
+
+/** The bed's verdict without its console excerpt (the full text is in the attempt's log above). */
+export function shortEvidence(evidence: string): string {
+  const cut = evidence.replace(/^EMULATED-MACHINE-STALL: /, '').replace(/ \(console: [\s\S]*$/, '');
+  return cut.length > 240 ? `${cut.slice(0, 237)}...` : cut;
 }
 
 function firstLine(message: string): string {

@@ -157,7 +157,8 @@ test('retries: a fault is retried with its failures recorded; a healthy-machine 
   assert.equal([h.failed, hang.calls()], [1, 1], 'failed, and run once');
 });
 
-test('retries: past the cap a fault fails the run', async () => {
+test('retries: past the cap a fault fails the run; the default cap is 3', async () => {
+  assert.is(new BedRetryBudget().maxRetries, 3);
   const budget = new BedRetryBudget(2);
   const frozen = '[tsvmm-bed] the test-bed VM froze: no heartbeat from its kernel for 60 s while the command ran (its timers stopped); QEMU was killed\n';
   const bed = fakeBed([[frozen, 125]]);
@@ -176,6 +177,9 @@ test('closing lines: failures and skips by name, the retried line just before th
   assert.ok(lines.includes('  - t1: no io_uring'));
   assert.ok(lines.includes('  - b: nope'));
   assert.is(closingLines(EMPTY_REPORT, []).slice(-2).join('\n'), 'retried: 0\n0 passed, 0 failed, 0 skipped');
+  // The verdict's console excerpt stays in the attempt's log, out of the summary line.
+  const long = closingLines(EMPTY_REPORT, [{ suite: 's', attempt: 1, evidence: `${EMULATED_MACHINE_STALL}: emulated machine stalled: QEMU microvm's run did not end in 120 s (console: "a\r\nb")`, failed: [] }]);
+  assert.match(long[long.length - 2] ?? '', /^retried: 1 \(s attempt 1: emulated machine stalled: QEMU microvm's run did not end in 120 s; failed there: no test/);
 });
 
 test('the run seed: from TSVMM_TEST_SEED when set (and checked), else drawn', () => {
