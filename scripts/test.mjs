@@ -34,7 +34,10 @@ const ROOTFS_BUILD_TIMEOUT_MS = 10 * 60_000;
 
 const { seed } = runner.runSeed(process.env);
 const seedEnv = { [runner.SEED_VARIABLE]: String(seed) };
-const bedBudget = new runner.BedRetryBudget(Number(process.env.TSVMM_TESTBED_MAX_RETRIES ?? runner.DEFAULT_MAX_BED_RETRIES));
+const bedBudget = new runner.BedRetryBudget(
+  Number(process.env.TSVMM_TESTBED_MAX_RETRIES ?? runner.DEFAULT_MAX_BED_RETRIES),
+  process.env.TSVMM_TESTBED_RETRY_WINDOW_S === undefined ? runner.DEFAULT_RETRY_WINDOW_MS : Number(process.env.TSVMM_TESTBED_RETRY_WINDOW_S) * 1000,
+);
 let totals = runner.EMPTY_REPORT;
 let usedTestBed = false;
 /** Process groups still running, killed if this runner is stopped (Ctrl-C, CI's own limit). */

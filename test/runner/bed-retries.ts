@@ -28,13 +28,27 @@ export interface RetriedAttempt {
   failed: string[];
 }
 
+/** No retry starts later than this after the run began, so that retries cannot push CI's run
+ * past its budget (README); TSVMM_TESTBED_RETRY_WINDOW_S overrides it. */
+export const DEFAULT_RETRY_WINDOW_MS = 30 * 60_000;
+
 /** The retries of one run, shared by its suites. */
 export class BedRetryBudget {
   readonly retried: RetriedAttempt[] = [];
-  constructor(readonly maxRetries: number = DEFAULT_MAX_BED_RETRIES) {}
+  private readonly startedAt: number;
+  constructor(
+    readonly maxRetries: number = DEFAULT_MAX_BED_RETRIES,
+    readonly windowMs: number = DEFAULT_RETRY_WINDOW_MS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.startedAt = now();
+  }
 
-  get exhausted(): boolean {
-    return this.retried.length >= this.maxRetries;
+  /** Why no further retry may start, if none may. */
+  get refusal(): string | undefined {
+    if (this.retried.length >= this.maxRetries) return `${this.retried.length} retries already this run, the cap is ${this.maxRetries}`;
+    if (this.now() - this.startedAt > this.windowMs) return `more than ${this.windowMs / 60_000} minutes since the run began, when no retry starts any more`;
+    return undefined;
   }
 }
 
@@ -44,9 +58,10 @@ export async function runSuiteInBed(suite: string, attempt: () => Promise<BedAtt
     const v = classifyBedAttempt(r.output, r.exitCode);
     if (v.kind === 'completed') return v.report;
     const failed = v.report?.failures.map((f) => f.name) ?? [];
-    if (budget.exhausted) {
-      log(`${suite}: attempt ${n}: the emulated machine faulted again (${v.evidence}); ${budget.retried.length} retries already this run, the cap is ${budget.maxRetries}: not retried, counted as failed`);
-      const failure = runnerFailure(`${suite}: the emulated machine faulted more than ${budget.maxRetries} times in this run (last: ${v.evidence})`);
+    const refusal = budget.refusal;
+    if (refusal !== undefined) {
+      log(`${suite}: attempt ${n}: the emulated machine faulted (${shortEvidence(v.evidence)}); ${refusal}: not retried, counted as failed`);
+      const failure = runnerFailure(`${suite}: the emulated machine faulted and was not retried: ${refusal} (the fault: ${shortEvidence(v.evidence)})`);
       return v.report ? { ...v.report, failed: Math.max(v.report.failed, 1), failures: [...v.report.failures, ...failure.failures] } : failure;
     }
     budget.retried.push({ suite, attempt: n, evidence: v.evidence, failed });

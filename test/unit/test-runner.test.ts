@@ -165,8 +165,19 @@ test('retries: past the cap a fault fails the run; the default cap is 3', async 
   const r = await runSuiteInBed('kvm-toy', bed.attempt, budget, () => undefined);
   assert.is(bed.calls(), 3, 'two retries, then no more');
   assert.is(r.failed, 1);
-  assert.match(r.failures[0]?.message ?? '', /faulted more than 2 times/);
+  assert.match(r.failures[0]?.message ?? '', /not retried: 2 retries already this run, the cap is 2/);
   assert.is(budget.retried.length, 2);
+});
+
+test('retries: none starts once the retry window has passed, so CI keeps its time budget', async () => {
+  let t = 0;
+  const budget = new BedRetryBudget(3, 30 * 60_000, () => t);
+  const frozen = '[tsvmm-bed] the test-bed VM froze: no heartbeat from its kernel for 60 s while the command ran (its timers stopped); QEMU was killed\n';
+  const bed = fakeBed([[frozen, 125]]);
+  t = 31 * 60_000;
+  const r = await runSuiteInBed('kvm-toy', bed.attempt, budget, () => undefined);
+  assert.equal([bed.calls(), r.failed, budget.retried.length], [1, 1, 0]);
+  assert.match(r.failures[0]?.message ?? '', /more than 30 minutes since the run began/);
 });
 
 test('closing lines: failures and skips by name, the retried line just before the closing line, which CI reads', () => {
