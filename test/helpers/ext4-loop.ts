@@ -23,6 +23,8 @@ export interface Ext4Loop {
 
 /** mkfs.ext4 and mount live in /usr/sbin, which a non-login PATH may lack. */
 const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+/** Each host tool gets this long (mkfs of a few hundred MiB in the test bed takes seconds). */
+const timeout = 120_000;
 
 /**
  * Makes `dir`/ext4.img of `mib` MiB, attaches it to a loop device (with `sectorSize`-byte logical
@@ -34,14 +36,14 @@ export function mountExt4Loop(dir: string, mib: number, sectorSize = 512): Ext4L
   const mnt = join(dir, 'ext4');
   writeFileSync(image, '');
   truncateSync(image, mib << 20);
-  const loop = spawnSync('losetup', ['--find', '--show', '--sector-size', String(sectorSize), image], { encoding: 'utf8', env });
+  const loop = spawnSync('losetup', ['--find', '--show', '--sector-size', String(sectorSize), image], { encoding: 'utf8', env, timeout });
   if (loop.status !== 0) throw new LoopDeviceUnavailable(`losetup: ${(loop.stderr || loop.error?.message || `exit ${loop.status}`).trim()}`);
   const dev = loop.stdout.trim();
-  const detach = (): void => void spawnSync('losetup', ['-d', dev], { env });
+  const detach = (): void => void spawnSync('losetup', ['-d', dev], { env, timeout });
   try {
-    execFileSync('mkfs.ext4', ['-q', '-F', dev], { env });
+    execFileSync('mkfs.ext4', ['-q', '-F', dev], { env, timeout });
     mkdirSync(mnt);
-    execFileSync('mount', [dev, mnt], { env });
+    execFileSync('mount', [dev, mnt], { env, timeout });
   } catch (e) {
     detach();
     throw e;
@@ -49,7 +51,7 @@ export function mountExt4Loop(dir: string, mib: number, sectorSize = 512): Ext4L
   return {
     path: mnt,
     unmount: () => {
-      execFileSync('umount', [mnt], { env });
+      execFileSync('umount', [mnt], { env, timeout });
       detach();
     },
   };
