@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { guestKernel } from './guest-kernel.js';
 import { heldInterrupt } from './vcpu-reports.js';
+import { HOST_TOOL_ENV } from './host-env.js';
 
 /** Every failure that the bed's diagnosis puts on the emulated machine carries this word; the
  * runner retries an attempt only when all its failures do (test/runner/bed-attempt.ts). */
@@ -39,13 +40,12 @@ const KVM_EVENTS = ['kvm_exit', 'kvm_set_irq', 'kvm_ioapic_set_irq', 'kvm_pic_se
 const TRACE_MARK = '/tmp/.tsvmm-kvm-trace-on';
 const L1_STALL = /rcu_\w+ kthread timer wakeup didn't happen/;
 const CONTROL_TIMEOUT_MS = 120_000;
-const HOST_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 
 /** Starts L1's KVM trace once per bed machine (idempotent; a no-op where tracefs is missing). */
 export function startKvmTrace(): void {
   if (existsSync(TRACE_MARK)) return;
   writeFileSync(TRACE_MARK, '');
-  if (!existsSync(`${TRACEFS}/events`)) spawnSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { env: HOST_ENV, timeout: 10_000 });
+  if (!existsSync(`${TRACEFS}/events`)) spawnSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { env: HOST_TOOL_ENV, timeout: 10_000 });
   for (const e of KVM_EVENTS) {
     try {
       writeFileSync(`${TRACEFS}/events/kvm/${e}/enable`, '1');
@@ -61,7 +61,7 @@ function kvmTraceTail(lines: number): string {
 }
 
 function l1StallLines(): string[] {
-  const r = spawnSync('dmesg', [], { encoding: 'utf8', env: HOST_ENV, timeout: 10_000 });
+  const r = spawnSync('dmesg', [], { encoding: 'utf8', env: HOST_TOOL_ENV, timeout: 10_000 });
   return r.status === 0 ? r.stdout.split('\n').filter((l) => L1_STALL.test(l)) : [];
 }
 

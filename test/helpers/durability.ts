@@ -17,17 +17,17 @@ import { directDir } from './ext4-loop.js';
 import { defaultIoEngine } from '../../src/devices/virtio/block/backend.js';
 import { diskMetrics, runTsvmm, tail, type TsvmmResult } from './tsvmm-process.js';
 import { runSeed, SEED_VARIABLE } from '../runner/run-seed.js';
+import { HOST_TOOL_ENV } from './host-env.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const PROMPT = /\/ # /;
-const HOST_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 /** 20 kill cycles (issue 6 asks for at least 20); TSVMM_DURABILITY_CYCLES changes it (a longer soak). */
 /** e2fsck and debugfs on a 64 MiB image take seconds even in the bed. */
 const HOST_TOOL_TIMEOUT_MS = 300_000;
 const CYCLES = Number.parseInt(process.env.TSVMM_DURABILITY_CYCLES ?? '20', 10) || 20;
 
 function host(cmd: string, args: string[]): { status: number | null; out: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: HOST_ENV, timeout: HOST_TOOL_TIMEOUT_MS });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: HOST_TOOL_ENV, timeout: HOST_TOOL_TIMEOUT_MS });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, constants as fsConstants, mkdirSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HOST_TOOL_ENV } from './host-env.js';
 
 /** losetup could not give a loop device (none in this container, no loop module, not root). */
 export class LoopDeviceUnavailable extends Error {
@@ -21,8 +22,7 @@ export interface Ext4Loop {
   unmount(): void;
 }
 
-/** mkfs.ext4 and mount live in /usr/sbin, which a non-login PATH may lack. */
-const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+const env = HOST_TOOL_ENV;
 /** Each host tool gets this long (mkfs of a few hundred MiB in the test bed takes seconds). */
 const timeout = 120_000;
 

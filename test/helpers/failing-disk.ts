@@ -5,9 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HOST_TOOL_ENV } from './host-env.js';
 
 /** mkfs.ext4, losetup and mount live in /usr/sbin, which a non-login PATH may lack. */
-const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+const env = HOST_TOOL_ENV;
 /** Every host command gets this long; a hung mount or losetup then fails the test instead of hanging it. */
 const HOST_TIMEOUT_MS = 60_000;
 

@@ -14,6 +14,7 @@ import { testUnless } from '../../helpers/skip.js';
 import { ioRingUnsupported } from '../../../src/vmm/io-ring.js';
 import { FileBackend } from '../../../src/devices/virtio/block/backend.js';
 import { diskMetrics, runTsvmm, tail, type TsvmmResult } from '../../helpers/tsvmm-process.js';
+import { HOST_TOOL_ENV } from '../../helpers/host-env.js';
 
 const test = suite(`virtio-blk [${whereLabel()}]`);
 const kernel = guestKernel();
@@ -106,7 +107,7 @@ if (!kernel) {
     assert.match(r.stdout, /TSVMM-INIT-OK nproc=1/, tail(r));
     assert.match(r.stdout, /\/dev\/root \/ ext4 rw/, tail(r));
     assert.is(r.code, 0);
-    const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+    const env = HOST_TOOL_ENV;
     const fsck = spawnSync('e2fsck', ['-fn', root], { encoding: 'utf8', env, timeout: 120_000 });
     assert.is(fsck.status, 0, `e2fsck -fn: ${fsck.stdout}${fsck.stderr}`);
     const cat = spawnSync('debugfs', ['-R', 'cat /hello', root], { encoding: 'utf8', env, timeout: 120_000 });

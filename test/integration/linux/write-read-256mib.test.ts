@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { guestKernel } from '../../helpers/guest-kernel.js';
 import { whereLabel } from '../../helpers/where.js';
 import { runTsvmm, tail } from '../../helpers/tsvmm-process.js';
+import { HOST_TOOL_ENV } from '../../helpers/host-env.js';
 
 const test = suite(`virtio-blk 256 MiB [${whereLabel()}]`);
 const kernel = guestKernel();
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const MiB = 1024 * 1024;
 const SIZE_MIB = 256;
-const HOST_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+const HOST_ENV = HOST_TOOL_ENV;
 
 /** Writes `mib` MiB of random bytes to `path`, 1 MiB at a time; returns their md5. */
 function randomImage(path: string, mib: number): string {
