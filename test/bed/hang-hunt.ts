@@ -2,7 +2,8 @@
 // issue 26 (a Linux guest halted with interrupts on that never wakes). Run it inside the bed:
 //   node dist/test/bed/cli.js --memory 4096 --timeout 3500 -- node dist/test/bed/hang-hunt.js --boots 150 [--kill --seed N]
 // Each boot types a long command line at the guest's shell (longer than the UART's FIFO, as the
-// durability test does), writes and fsyncs files, and exits. A boot with no end is reported by
+// durability test does), writes and fsyncs files, and exits; with --kill it runs the durability
+// test's own writer and SIGKILLs tsvmm at a seeded moment after its first acknowledged file. A boot with no end is reported by
 // runTsvmm (test/helpers/tsvmm-process.ts): tsvmm's SIGUSR2 report (vCPU registers and LAPIC, the
 // UART, console input still queued, virtqueues), whether a probe line is answered, and the bed's
 // diagnosis (a QEMU control guest, L1's log, L1's KVM trace). A stalled machine ends the loop.
@@ -11,28 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EmulatedMachineStall } from '../helpers/bed-diagnosis.js';
+import { ACK_LINE, durabilityWriter, prng, VERIFY } from '../helpers/durability.js';
 import { guestKernel } from '../helpers/guest-kernel.js';
 import { runTsvmm } from '../helpers/tsvmm-process.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
-const VERIFY = 'mkdir -p /d; cd /d; echo VERIFY-BEGIN; md5sum c* 2>/dev/null; echo VERIFY-END; cd /';
 const WORK = 'rm -f /d/c*; i=0; while [ $i -lt 3 ]; do i=$((i+1)); yes "c-i$i" | head -c $((i*1500)) > /d/c-$i && sync /d/c-$i /d && echo "ACK c-$i"; done; echo WORK-DONE';
-/** --kill: the durability test's writer (test/helpers/durability.ts), killed with SIGKILL at a seeded moment after its first ACK. */
-const KILL_WORK = [
-  '(while :; do dd if=/dev/zero of=/noise bs=64k count=16 2>/dev/null; rm -f /noise; done) &',
-  'rm -f /d/c*; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); n=$(( (i*7)%13*1000 + 1000 )); f=/d/c-$i; yes "c-i$i" | head -c $n > $f && sync $f /d && echo "ACK c-$i $n" || break; done',
-].join('\n');
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { boots: { type: 'string', default: '100' }, 'timeout-s': { type: 'string', default: '60' }, kill: { type: 'boolean', default: false }, seed: { type: 'string', default: '1' } } });
-  let seed = Number(values.seed) >>> 0;
-  // xorshift32: the kill moments of a run are replayable with --seed.
-  const random = (): number => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return (seed >>> 0) / 4294967296;
-  };
+  // The kill moments of a run are replayable with --seed.
+  const random = prng(Number(values.seed));
   const boots = Number(values.boots);
   const timeoutMs = Number(values['timeout-s']) * 1000;
   const k = guestKernel();
@@ -46,9 +36,9 @@ async function main(): Promise<number> {
     for (let n = 1; n <= boots; n++) {
       let killTimer: NodeJS.Timeout | undefined;
       const killAfterMs = Math.floor(random() * 3000);
-      const input = values.kill ? `${VERIFY}\n${KILL_WORK}\n` : `${VERIFY}\n${WORK}\nexit\n`;
+      const input = values.kill ? `${VERIFY}\n${durabilityWriter(n)}\n` : `${VERIFY}\n${WORK}\nexit\n`;
       const r = await runTsvmm(['boot', k.bzImage, root, '--cmdline', CMDLINE], [[/\/ # /, input]], timeoutMs, (stdout, child) => {
-        if (values.kill && killTimer === undefined && /ACK c-\d+ \d+\r?\n/.test(stdout)) killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        if (values.kill && killTimer === undefined && ACK_LINE.test(stdout)) killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       });
       clearTimeout(killTimer);
       const done = values.kill ? r.signal === 'SIGKILL' && /VERIFY-END/.test(r.stdout.replace(/echo VERIFY-END/g, '')) : /WORK-DONE/.test(r.stdout.replace(/echo WORK-DONE/g, ''));

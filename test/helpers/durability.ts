@@ -32,7 +32,7 @@ function host(cmd: string, args: string[]): { status: number | null; out: string
 }
 
 /** mulberry32: a small seeded PRNG, so that a failing kill schedule can be replayed. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -41,6 +41,24 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Lists the files on the guest's disk between VERIFY-BEGIN and VERIFY-END (md5sum each). */
+export const VERIFY = 'mkdir -p /d; cd /d; echo VERIFY-BEGIN; md5sum c* 2>/dev/null; echo VERIFY-END; cd /';
+/** A whole acknowledgement line of durabilityWriter(). */
+export const ACK_LINE = /ACK c\d+-\d+ \d+\r?\n/;
+
+/**
+ * The guest's writer for kill cycle `cycle`: files of 1..13 kB, each fsynced with its directory
+ * before its ACK line; a background loop keeps unsynced writes in flight, so a kill also hits those.
+ */
+export function durabilityWriter(cycle: number): string {
+  return [
+    '(while :; do dd if=/dev/zero of=/noise bs=64k count=16 2>/dev/null; rm -f /noise; done) &',
+    `c=${cycle}; i=0`,
+    'while [ $i -lt 2000 ]; do i=$((i+1)); n=$(( (i*7)%13*1000 + 1000 )); f=/d/c$c-$i; ' +
+      'yes "c$c-i$i" | head -c $n > $f && sync $f /d && echo "ACK c$c-$i $n" || break; done',
+  ].join('\n');
 }
 
 /** What the guest's writer put in file `name` (c<cycle>-<i>): `yes c<cycle>-i<i> | head -c SIZE`. */
@@ -85,7 +103,6 @@ export function registerDurabilityTest(test: Test, mode: 'buffered' | 'direct'):
       runTsvmm(['boot', kernel.bzImage, rootArg, '--cmdline', CMDLINE, '--stats'], [[PROMPT, input]], 120_000, watch);
     // Every boot first lists what is on the disk (after the kernel replayed the journal on mount):
     // each file acknowledged before any earlier kill must be there with its exact content.
-    const VERIFY = 'mkdir -p /d; cd /d; echo VERIFY-BEGIN; md5sum c* 2>/dev/null; echo VERIFY-END; cd /';
     const verify = (r: TsvmmResult, when: string): void => {
       const listing = /VERIFY-BEGIN\r?\n([\s\S]*?)VERIFY-END/.exec(r.stdout.replace(/echo VERIFY-BEGIN.*?VERIFY-END/g, ''));
       assert.ok(listing, `${when}: no file listing from the guest ${why}${tail(r)}`);
@@ -99,20 +116,13 @@ export function registerDurabilityTest(test: Test, mode: 'buffered' | 'direct'):
     };
     try {
       for (let cycle = 1; cycle <= CYCLES; cycle++) {
-        // Writer: files of 1..13 kB, each fsynced with its directory before its ACK line; a
-        // background loop keeps unsynced writes in flight, so the kill also hits those.
-        const writer = [
-          '(while :; do dd if=/dev/zero of=/noise bs=64k count=16 2>/dev/null; rm -f /noise; done) &',
-          `c=${cycle}; i=0`,
-          'while [ $i -lt 2000 ]; do i=$((i+1)); n=$(( (i*7)%13*1000 + 1000 )); f=/d/c$c-$i; ' +
-            'yes "c$c-i$i" | head -c $n > $f && sync $f /d && echo "ACK c$c-$i $n" || break; done',
-        ].join('\n');
+        const writer = durabilityWriter(cycle);
         const killAfterMs = Math.floor(random() * 3000);
         let killTimer: NodeJS.Timeout | undefined;
         const r = await boot(`${VERIFY}\n${writer}\n`, (stdout, child) => {
           // A whole ACK line (as counted below): a kill timed from a half-arrived one could come
           // before its newline, leaving the cycle with nothing acknowledged to check.
-          if (killTimer === undefined && /ACK c\d+-\d+ \d+\r?\n/.test(stdout)) {
+          if (killTimer === undefined && ACK_LINE.test(stdout)) {
             killTimer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
           }
         });
