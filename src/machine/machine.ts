@@ -160,10 +160,21 @@ export class Machine {
    * A vCPU that does not answer is busy outside KVM_RUN, which says something too.
    */
   report(): void {
-    const lines = [`serial0: ${Serial8250.describeState(this.serialState)}; ${this.consoleBacklog()}`, ...this.virtio.flatMap((h) => h.describe())];
+    const lines = [this.describeClock(), `serial0: ${Serial8250.describeState(this.serialState)}; ${this.consoleBacklog()}`, ...this.virtio.flatMap((h) => h.describe())];
     process.stderr.write(lines.map((l) => `[tsvmm] report: ${l}\n`).join(''));
     requestReport(this.control);
     for (const v of this.vcpus) v.kick();
+  }
+
+  /** The VM's age and its kvm-clock as the host kernel sees it (KVM_GET_CLOCK): they should agree. */
+  private describeClock(): string {
+    const age = ((performance.now() - this.builtMs) / 1000).toFixed(3);
+    try {
+      const c = this.vm.getClock();
+      return `clock: VM built ${age} s ago; KVM_GET_CLOCK ${(Number(c.ns) / 1e9).toFixed(3)} s${c.tscStable ? ' (TSC-stable)' : ' (not TSC-stable)'}`;
+    } catch (e) {
+      return `clock: VM built ${age} s ago; KVM_GET_CLOCK failed: ${(e as Error).message}`;
+    }
   }
 
   /** Runs the VM until it stops; resolves with how it ended. */

@@ -57,7 +57,7 @@ try {
   }
   post({ type: 'running', index: init.index, atEpochMs: performance.timeOrigin + performance.now() });
   const onReport = (line: string): void => post({ type: 'report', index: init.index, line });
-  const stop = runVcpuLoop({ vcpu, pio, mmio, control, onReport });
+  const stop = runVcpuLoop({ vcpu, pio, mmio, control, onReport, memory });
   post({ type: 'stopped', index: init.index, stop, pio: pio.stats(), mmio: mmio.stats() });
   vcpu.dispose();
   for (const m of mappings) m.mapping.dispose();

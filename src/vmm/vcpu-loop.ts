@@ -6,6 +6,8 @@ import type { Bus } from './bus.js';
 import { KVM_RUN, exitReasonName } from './kvm-structs.js';
 import type { Vcpu } from './vcpu.js';
 import { describeLapic } from './lapic-state.js';
+import { describeKvmClock, MSR_KVM_SYSTEM_TIME_NEW } from './pvclock.js';
+import type { GuestMemory } from './guest-memory.js';
 
 const KVM_EXIT_IO = 2;
 const KVM_EXIT_HLT = 5;
@@ -56,8 +58,11 @@ const MSR_IA32_TSC = 0x10;
 const MSR_IA32_TSC_DEADLINE = 0x6e0;
 const MP_STATES = ['runnable', 'uninitialized', 'init-received', 'halted', 'sipi-received', 'stopped', 'check-stop', 'operating', 'load'];
 
-/** One line on where `vcpu` is: instruction pointer, stack, flags, paging, run state. */
-export function describeVcpu(vcpu: Vcpu, exits: number): string {
+/**
+ * One line on where `vcpu` is: instruction pointer, stack, flags, paging, run state, LAPIC and,
+ * given the guest's memory, its kvm-clock and when its TSC deadline falls on that clock.
+ */
+export function describeVcpu(vcpu: Vcpu, exits: number, memory?: GuestMemory): string {
   const r = vcpu.getRegs();
   const s = vcpu.getSregs();
   const mp = new DataView(vcpu.getRaw('MP_STATE').buffer).getUint32(0, true);
@@ -68,8 +73,9 @@ export function describeVcpu(vcpu: Vcpu, exits: number): string {
   let lapic: string;
   try {
     lapic = describeLapic(vcpu.getRaw('LAPIC'));
-    const [deadline, tsc] = vcpu.getMsrs([MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC]);
+    const [deadline, tsc, clock] = vcpu.getMsrs([MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW]);
     if (deadline && tsc) lapic += `, TSC deadline ${deadline.data === 0n ? 'disarmed' : `${deadline.data > tsc.data ? '+' : ''}${deadline.data - tsc.data} TSC ticks from now`}`;
+    if (memory && tsc && clock) lapic += `; ${describeKvmClock(memory, clock.data, tsc.data, deadline?.data)}`;
   } catch (e) {
     lapic = `LAPIC unreadable: ${(e as Error).message}`;
   }
@@ -83,9 +89,11 @@ export interface VcpuLoopOptions {
   control: Int32Array;
   /** Receives describeVcpu's line after each requestReport (a control word of CONTROL_CELLS). */
   onReport?: (line: string) => void;
+  /** The guest's memory, for the report's kvm-clock reading. */
+  memory?: GuestMemory;
 }
 
-export function runVcpuLoop({ vcpu, pio, mmio, control, onReport }: VcpuLoopOptions): VcpuStop {
+export function runVcpuLoop({ vcpu, pio, mmio, control, onReport, memory }: VcpuLoopOptions): VcpuStop {
   const reports = onReport !== undefined && control.length >= CONTROL_CELLS;
   let reported = reports ? Atomics.load(control, 1) : 0;
   const run = vcpu.run;
@@ -131,7 +139,7 @@ export function runVcpuLoop({ vcpu, pio, mmio, control, onReport }: VcpuLoopOpti
         if (Atomics.load(control, 0) === 0) vcpu.clearKick(); // not a stop: a report request or a stray signal
         if (reports && Atomics.load(control, 1) !== reported) {
           reported = Atomics.load(control, 1);
-          onReport(describeVcpu(vcpu, exits));
+          onReport(describeVcpu(vcpu, exits, memory));
         }
         break;
       case KVM_EXIT_HLT:

@@ -139,6 +139,17 @@ export class Vm {
     return this.getIrqchip(chip)[8 + 1] ?? 0;
   }
 
+  /**
+   * KVM_GET_CLOCK: the VM's kvm-clock in ns as the host kernel computes it now, and whether KVM
+   * keeps it TSC-stable (struct kvm_clock_data { u64 clock; u32 flags; ... }, flag 2).
+   */
+  getClock(): { ns: bigint; tscStable: boolean } {
+    const buf = new Uint8Array(addon().structSizes().kvm_clock_data ?? 48);
+    native(() => addon().ioctl(this.fd, 'KVM_GET_CLOCK', buf));
+    const dv = new DataView(buf.buffer);
+    return { ns: dv.getBigUint64(0, true), tscStable: (dv.getUint32(8, true) & 2) !== 0 };
+  }
+
   createVcpu(index: number): Vcpu {
     return Vcpu.create(this.fd, index, this.vcpuMmapSize);
   }
