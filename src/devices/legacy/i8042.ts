@@ -3,7 +3,7 @@
 // guest's way to power off without ACPI, as in Firecracker. The control and output-port bytes
 // are kept (a guest that probes the controller reads back what it wrote), shared by all vCPUs.
 import type { BusDevice } from '../../vmm/bus.js';
-import { lock, unlock } from './spinlock.js';
+import { lock, unlock } from '../../vmm/spinlock.js';
 
 export const I8042_PORT = 0x60;
 /** Ports 0x60 (data) to 0x64 (status/command); 0x61 belongs to the in-kernel PIT speaker dummy. */

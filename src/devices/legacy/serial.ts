@@ -5,7 +5,7 @@
 // receive FIFO, IIR priorities (receive data over THR empty), loopback, divisor latch.
 import type { BusDevice } from '../../vmm/bus.js';
 import type { Interrupt } from '../interrupt.js';
-import { lock, unlock } from './spinlock.js';
+import { lock, unlock } from '../../vmm/spinlock.js';
 
 export const SERIAL_PORT_COM1 = 0x3f8;
 export const SERIAL_IRQ_COM1 = 4;

@@ -9,7 +9,7 @@
 // device side about status changes and QueueNotify writes through TransportEvents.
 import type { BusDevice } from '../../vmm/bus.js';
 import type { GuestMemory } from '../../vmm/guest-memory.js';
-import { lock, unlock } from '../legacy/spinlock.js';
+import { lock, unlock } from '../../vmm/spinlock.js';
 import { VirtioQueueError } from './errors.js';
 import { checkQueueConfig } from './queue.js';
 import {
