@@ -1,7 +1,8 @@
 // The vCPU-side lock, taken by legacy and virtio device state alike: a mutex over one Int32 of a
-// SharedArrayBuffer, so device state can be shared by every thread that runs a vCPU (each vCPU is a worker_thread that handles its own exits). Critical sections
-// are a few register updates long; contention waits with Atomics.wait, not a busy loop, except in
-// the main thread, where Atomics.wait is not allowed and the section is short enough to spin.
+// SharedArrayBuffer, so device state can be shared by every thread that runs a vCPU (each vCPU is a
+// worker_thread that handles its own exits). Critical sections are a few register updates long;
+// contention waits with Atomics.wait, not a busy loop, except in the main thread, where
+// Atomics.wait is not allowed and the section is short enough to spin.
 const UNLOCKED = 0;
 const LOCKED = 1;
 const CONTENDED = 2;
