@@ -1,7 +1,7 @@
 // Arguments of `tsvmm boot`, parsed with node:util parseArgs and validated.
 import { parseArgs } from 'node:util';
 import { BootError, Cmdline } from '../boot/index.js';
-import { DEFAULT_CMDLINE } from '../machine/config.js';
+import { DEFAULT_CMDLINE, type DriveDescription, type VmDescription } from '../machine/vm-description.js';
 import { MAX_EVENT_LOOP_BOOST } from '../machine/thread-priority.js';
 import { UsageError } from './errors.js';
 import type { IoEngine } from '../devices/virtio/block/index.js';
@@ -16,21 +16,16 @@ export interface DiskSpec {
 }
 
 export interface BootArgs {
-  kernel: string;
-  /** virtio-blk disks in slot order: ROOTFS first (as /dev/vda), then each --disk. */
-  disks: DiskSpec[];
-  initrd?: string;
-  /** The kernel command line with tsvmm's console= and root=/ro|rw in place (bootCmdline). */
-  cmdline: string;
-  /** Where the user's --cmdline overrode what tsvmm would have added, for stderr. */
+  /** The VM to build: ROOTFS is drive `rootfs` (the root device, /dev/vda), each --disk `disk1`, `disk2`, ... */
+  description: VmDescription;
+  /** Where the user's --cmdline overrode the console= tsvmm would have added, for stderr. */
   cmdlineWarnings: string[];
-  cpus: number;
-  memoryMiB: number;
-  /** --io-boost: nice steps the event loop runs above the vCPU threads; absent: the default. */
-  eventLoopBoost?: number;
   stats: boolean;
   help: boolean;
 }
+
+/** Drive ids the CLI gives: Firecracker's guides call the root drive `rootfs`. */
+export const ROOT_DRIVE_ID = 'rootfs';
 
 export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
 
@@ -68,12 +63,12 @@ function intOption(name: string, raw: string | undefined, fallback: number): num
 }
 
 /**
- * The command line the guest gets: the given (or default) one with console=ttyS0 and, for a
- * ROOTFS, root=/dev/vda and rw (ro for ROOTFS:ro) added before its `--` (src/boot/cmdline.ts).
- * A console=, root=, ro or rw the user wrote wins; where it differs from tsvmm's, a warning says
- * so. Machine.build adds the virtio_mmio.device= announcements to the same line.
+ * The boot args: the given (or default) command line with console=ttyS0 added before its `--`
+ * (src/boot/cmdline.ts), as this terminal shows ttyS0. A console= the user wrote wins; where it
+ * differs, a warning says so. The machine adds root= for ROOTFS and the virtio_mmio.device=
+ * announcements (src/machine/kernel-cmdline.ts).
  */
-export function bootCmdline(given: string | undefined, root?: DiskSpec): { cmdline: string; warnings: string[] } {
+export function bootCmdline(given: string | undefined): { cmdline: string; warnings: string[] } {
   let line: Cmdline;
   try {
     line = Cmdline.parse(given ?? DEFAULT_CMDLINE);
@@ -92,11 +87,6 @@ export function bootCmdline(given: string | undefined, root?: DiskSpec): { cmdli
     agrees: (set) => set.some((p) => /^ttyS0(,|$)/.test(p.value ?? '')),
     why: "this terminal shows the guest's ttyS0 only, so the kernel's messages may not appear here",
   }));
-  if (root) {
-    warn(line.addDefault({ name: 'root', value: '/dev/vda', why: 'ROOTFS is /dev/vda' }));
-    // ro and rw are one setting (the root mount's mode); the kernel takes the last one given.
-    warn(line.addDefault({ name: root.readOnly ? 'ro' : 'rw', alternatives: ['ro', 'rw'], why: root.readOnly ? 'ROOTFS is read-only' : 'ROOTFS is writable' }));
-  }
   return { cmdline: line.toString(), warnings };
 }
 
@@ -121,6 +111,10 @@ export function parseDisk(spec: string): DiskSpec {
   if (aio) throw new UsageError(`disk '${spec}': aio=${aio[1]} is not an engine; io_uring or threads`, BOOT_USAGE);
   const engine: IoEngine | undefined = flags.has('aio=io_uring') ? 'io_uring' : flags.has('aio=threads') ? 'threads' : undefined;
   return { path, readOnly: flags.has('ro'), direct: flags.has('direct'), ...(engine ? { engine } : {}) };
+}
+
+function driveOf(driveId: string, spec: DiskSpec, isRootDevice: boolean): DriveDescription {
+  return { driveId, pathOnHost: spec.path, isRootDevice, isReadOnly: spec.readOnly, direct: spec.direct, ...(spec.engine ? { ioEngine: spec.engine } : {}) };
 }
 
 export function parseBootArgs(argv: string[]): BootArgs {
@@ -149,24 +143,28 @@ export function parseBootArgs(argv: string[]): BootArgs {
   if (!help && positionals.length === 0) throw new UsageError('tsvmm boot needs a KERNEL', BOOT_USAGE);
   if (positionals.length > 2) throw new UsageError(`unexpected arguments: ${positionals.slice(2).join(' ')}`, BOOT_USAGE);
   const rootfs = positionals[1];
-  const root = rootfs === undefined ? undefined : parseDisk(rootfs);
-  const disks = [...(root ? [root] : []), ...(values.disk ?? []).map(parseDisk)];
-  const { cmdline, warnings } = bootCmdline(values.cmdline, root);
-  const args: BootArgs = {
-    kernel: positionals[0] ?? '',
-    disks,
-    cmdline,
-    cmdlineWarnings: warnings,
-    cpus: intOption('cpus', values.cpus, 1),
-    memoryMiB: intOption('memory', values.memory, 256),
-    stats: values.stats ?? false,
-    help,
-  };
-  if (values.initrd !== undefined) args.initrd = values.initrd;
+  const drives: DriveDescription[] = [
+    ...(rootfs === undefined ? [] : [driveOf(ROOT_DRIVE_ID, parseDisk(rootfs), true)]),
+    ...(values.disk ?? []).map((d, i) => driveOf(`disk${i + 1}`, parseDisk(d), false)),
+  ];
+  const { cmdline, warnings } = bootCmdline(values.cmdline);
+  let eventLoopBoost: number | undefined;
   if (values['io-boost'] !== undefined) {
-    const n = intOption('io-boost', values['io-boost'], 0);
-    if (n > MAX_EVENT_LOOP_BOOST) throw new UsageError(`--io-boost ${n}: at most ${MAX_EVENT_LOOP_BOOST} nice steps`, BOOT_USAGE);
-    args.eventLoopBoost = n;
+    eventLoopBoost = intOption('io-boost', values['io-boost'], 0);
+    if (eventLoopBoost > MAX_EVENT_LOOP_BOOST) throw new UsageError(`--io-boost ${eventLoopBoost}: at most ${MAX_EVENT_LOOP_BOOST} nice steps`, BOOT_USAGE);
   }
-  return args;
+  const description: VmDescription = {
+    machine: { vcpuCount: intOption('cpus', values.cpus, 1), memSizeMiB: intOption('memory', values.memory, 256) },
+    tuning: {
+      // Off switches for measuring what each saves (bench/README.md).
+      mmioRegisterPages: process.env.TSVMM_MMIO_REGISTER_PAGES !== '0',
+      mmioAckDoorbell: process.env.TSVMM_MMIO_ACK_DOORBELL !== '0',
+      ...(eventLoopBoost !== undefined ? { eventLoopBoost } : {}),
+    },
+    bootSource: { kernelImagePath: positionals[0] ?? '', bootArgs: cmdline, ...(values.initrd !== undefined ? { initrdPath: values.initrd } : {}) },
+    drives,
+    fsShares: [],
+    networkInterfaces: [],
+  };
+  return { description, cmdlineWarnings: warnings, stats: values.stats ?? false, help };
 }

@@ -1,9 +1,9 @@
 // `tsvmm boot`: build a Machine from the command line, run it, report how it ended.
 import { performance } from 'node:perf_hooks';
 import { BootError } from '../boot/index.js';
-import { ConfigError } from '../machine/config.js';
+import { ConfigError } from '../machine/vm-description.js';
 import { Machine, type MachineExit } from '../machine/machine.js';
-import { openDisks } from '../machine/disks.js';
+import { DeviceOpenError } from '../machine/device-factories.js';
 import type { BusStats } from '../vmm/bus.js';
 import { BOOT_USAGE, parseBootArgs } from './boot-args.js';
 import { describePriority } from '../machine/thread-priority.js';
@@ -52,6 +52,37 @@ export function formatStartup(exit: MachineExit, cliStartMs: number): string {
   ].join(', ')}`;
 }
 
+/**
+ * The terminal side of a running VM: stdin feeds the guest console (raw mode on a terminal, where
+ * Ctrl-C stops the VM), SIGINT/SIGTERM stop it, SIGUSR2 asks it for a report. Returns the undo.
+ */
+function attachTerminal(machine: Machine): () => void {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  if (raw) stdin.setRawMode(true);
+  const onData = (chunk: Buffer): void => {
+    if (raw && chunk.includes(0x03)) {
+      machine.stop('signal', 'SIGINT');
+      return;
+    }
+    machine.console.push(chunk);
+  };
+  const onSignal = (sig: NodeJS.Signals): void => machine.stop('signal', sig);
+  const onReport = (): void => machine.report();
+  stdin.on('data', onData);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGUSR2', onReport);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGUSR2', onReport);
+    stdin.off('data', onData);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+  };
+}
+
 export async function bootCommand(argv: string[]): Promise<number> {
   const args = parseBootArgs(argv);
   if (args.help) {
@@ -61,35 +92,27 @@ export async function bootCommand(argv: string[]): Promise<number> {
   const cliStartMs = performance.now();
   for (const w of args.cmdlineWarnings) console.error(`[tsvmm] warning: ${w}`);
   let machine: Machine;
-  const disks = await openDisks(args.disks).catch((e: unknown) => {
-    throw new UsageError(e instanceof Error ? e.message : String(e), BOOT_USAGE);
-  });
   try {
-    machine = Machine.build({
-      kernelPath: args.kernel,
-      ...(args.initrd !== undefined ? { initrdPath: args.initrd } : {}),
-      cmdline: args.cmdline,
-      vcpus: args.cpus,
-      memoryMiB: args.memoryMiB,
-      consoleFd: 1,
-      consoleInput: true,
-      mmioRegisterPages: process.env.TSVMM_MMIO_REGISTER_PAGES !== '0',
-      mmioAckDoorbell: process.env.TSVMM_MMIO_ACK_DOORBELL !== '0',
-      ...(args.eventLoopBoost !== undefined ? { eventLoopBoost: args.eventLoopBoost } : {}),
-    }, disks);
+    machine = await Machine.create(args.description, { consoleFd: 1 });
   } catch (e) {
-    await Promise.all(disks.map((d) => d.device.dispose()));
-    if (e instanceof ConfigError || e instanceof BootError) throw new UsageError(e.message, BOOT_USAGE);
+    if (e instanceof ConfigError || e instanceof BootError || e instanceof DeviceOpenError) throw new UsageError(e.message, BOOT_USAGE);
     throw e;
   }
   try {
-    const exit = await machine.run();
+    for (const w of machine.cmdlineWarnings) console.error(`[tsvmm] warning: ${w}`);
+    const detach = attachTerminal(machine);
+    let exit: MachineExit;
+    try {
+      exit = await machine.run();
+    } finally {
+      detach();
+    }
     if (exit.bootCompleteMs !== undefined) console.error(`[tsvmm] boot timer: the guest reached init ${exit.bootCompleteMs.toFixed(1)} ms after tsvmm started`);
     console.error(`[tsvmm] VM ended: ${exit.reason} (${exit.detail}); exit status ${exit.code}`);
     if (args.stats) {
       console.error(formatStartup(exit, cliStartMs));
       console.error(formatStats(exit));
-      for (const d of disks) console.error(`${d.name}: ${JSON.stringify(d.device.metrics)}`);
+      for (const d of machine.devices) console.error(`${d.id}: ${JSON.stringify(d.device.metrics())}`);
     }
     return exit.code;
   } finally {

@@ -1,12 +1,12 @@
 // A VM from build to shutdown: KVM objects, guest memory, the boot layout, vCPUs (each run by a
-// worker_thread that handles its own exits), legacy devices, the console, and a clean stop on
-// guest reset, on a vCPU failure, or on SIGINT/SIGTERM.
+// worker_thread that handles its own exits), legacy devices, the virtio devices of its
+// description, and a clean stop on guest reset, on a vCPU failure, or when the owner asks.
+// Terminal, signals and stdin belong to the owner (the CLI); an API-driven VMM has none.
 import { readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { BOOT_FPU, Cmdline, IRQ_BASE, IRQ_MAX, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, ramLayout, setLapicLints, setupBoot, virtioMmioSlotAddr, type BootSetup } from '../boot/index.js';
-import type { VirtioDevice } from '../devices/virtio/device.js';
+import { BOOT_FPU, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MiB, firstAddressAboveRam, ramLayout, setLapicLints, setupBoot, type BootSetup } from '../boot/index.js';
 import { VirtioMmioHost, VIRTIO_MMIO_SIZE } from './virtio-host.js';
 import { Serial8250, SERIAL_IRQ_COM1, SERIAL_PORT_COM1, SERIAL_PORT_LENGTH } from '../devices/legacy/serial.js';
 import { I8042 } from '../devices/legacy/i8042.js';
@@ -21,8 +21,24 @@ import type { Vcpu } from '../vmm/vcpu.js';
 import { CONTROL_CELLS, requestReport, requestStop, type VcpuStop, type VcpuStopKind } from '../vmm/vcpu-loop.js';
 import type { Vm } from '../vmm/vm.js';
 import { DEFAULT_EVENT_LOOP_BOOST, raiseEventLoop, type EventLoopPriority } from './thread-priority.js';
-import { ConfigError, REGISTER_PAGE_SLOT_BASE, validateConfig, type MachineConfig } from './config.js';
+import { ConfigError, drivesInGuestOrder, validateDescription, type VmDescription } from './vm-description.js';
+import { DisposalStack } from './disposal-stack.js';
+import { ResourceAllocator } from './resources.js';
+import { openDevices, type OpenedDevice } from './device-factories.js';
+import { kernelCmdline } from './kernel-cmdline.js';
+import { ConsoleInput } from './console-input.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
+
+/** What the VM's owner provides beyond the description: where the guest console writes. */
+export interface MachineRuntime {
+  /** fd the guest console (ttyS0) writes to. */
+  consoleFd: number;
+}
+
+/** A device of the VM with its transport. */
+export interface PlacedDevice extends OpenedDevice {
+  host: VirtioMmioHost;
+}
 
 export type MachineEndReason = VcpuStopKind | 'signal' | 'worker-failed';
 
@@ -57,94 +73,123 @@ function readInput(path: string, what: string): Uint8Array {
 
 export class Machine {
   private readonly control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_CELLS));
-  private readonly serialState = Serial8250.createState();
-  private readonly i8042State = I8042.createState();
-  private readonly acpiPmState = AcpiPm.createState();
-  private readonly serialIrq = new EventFd();
   private readonly workers: Worker[] = [];
   private endReason: { reason: MachineEndReason; detail: string } | undefined;
-  /** What console input waits in tsvmm for room in the UART's FIFO (attachConsole), for reports. */
-  private consoleBacklog: () => string = () => 'no console input attached';
   /** See MachineExit.builtMs. */
   private readonly builtMs = performance.now();
 
   private constructor(
-    readonly config: MachineConfig,
-    private readonly kvm: Kvm,
+    readonly description: VmDescription,
+    private readonly runtime: MachineRuntime,
+    private readonly stack: DisposalStack,
     private readonly vm: Vm,
     private readonly mappings: HostMapping[],
     readonly memory: GuestMemory,
     readonly boot: BootSetup,
     private readonly vcpus: Vcpu[],
-    private readonly virtio: VirtioMmioHost[],
-  ) {
-    vm.registerIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
-  }
+    /** The virtio devices, in the order the guest sees them. */
+    readonly devices: readonly PlacedDevice[],
+    private readonly legacy: { serialState: SharedArrayBuffer; i8042State: SharedArrayBuffer; acpiPmState: SharedArrayBuffer; serialIrq: EventFd },
+    /** Guest console input (ttyS0's receive side). */
+    readonly console: ConsoleInput,
+    /** Where the boot args overrode what the hardware implies (root=, ro|rw), for the owner to show. */
+    readonly cmdlineWarnings: readonly string[],
+  ) {}
 
   /**
-   * Validates the config, reads the kernel and initrd, and builds the VM ready to run, with the
-   * given virtio devices on virtio-mmio slots 0, 1, ... (GSI 5, 6, ...), announced on the kernel
-   * command line before its `--` (src/boot/cmdline.ts). The machine owns the devices from here
-   * on (dispose() releases them).
+   * Validates the description, opens its devices and builds the VM ready to run: each device
+   * gets a virtio-mmio slot, an interrupt line and (where KVM can) a register-page memory slot
+   * from the resource allocator, and is announced on the kernel command line before its `--`
+   * (kernel-cmdline.ts) and in the DSDT. Either the whole VM is built or everything made on the
+   * way is released again (one DisposalStack, which dispose() also empties).
    */
-  static build(config: MachineConfig, devices: readonly { name: string; device: VirtioDevice }[] = []): Machine {
-    validateConfig(config);
-    const cmdline = Cmdline.parse(config.cmdline);
-    if (devices.length > IRQ_MAX - IRQ_BASE + 1) throw new ConfigError(`${devices.length} virtio devices: at most ${IRQ_MAX - IRQ_BASE + 1} (one interrupt line each)`);
-    const kernel = readInput(config.kernelPath, 'kernel');
-    const initrd = config.initrdPath === undefined ? undefined : readInput(config.initrdPath, 'initrd');
-    const regions = ramLayout(config.memoryMiB * MiB);
-    const kvm = Kvm.open();
-    const owned: { dispose(): void }[] = [kvm];
+  static async create(description: VmDescription, runtime: MachineRuntime): Promise<Machine> {
+    validateDescription(description);
+    const stack = new DisposalStack();
     try {
-      kvm.requireCapabilities();
-      const vm = kvm.createVm();
-      owned.push(vm);
-      vm.setTssAddress(KVM_TSS_ADDR);
-      vm.setIdentityMapAddress(BigInt(KVM_IDENTITY_MAP_ADDR));
-      vm.createIrqchip();
-      vm.createPit2();
-      const mappings = regions.map((r) => HostMapping.allocate(r.size));
-      owned.push(...mappings);
-      mappings.forEach((mapping, slot) => vm.setMemoryRegion({ slot, guestPhysAddr: BigInt((regions[slot] as { guestPhysAddr: number }).guestPhysAddr), mapping }));
-      const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
-      const pages = (config.mmioRegisterPages ?? true) && kvm.checkExtension('KVM_CAP_READONLY_MEM') > 0;
-      const virtio = devices.map(
-        (d, i) => new VirtioMmioHost(d.name, d.device, virtioMmioSlotAddr(i), IRQ_BASE + i, vm, memory, {
-          pageSlot: pages ? REGISTER_PAGE_SLOT_BASE + i : undefined,
-          ackDoorbell: config.mmioAckDoorbell ?? true,
-        }),
-      );
-      owned.push(...virtio.map((h) => ({ dispose: () => void h.dispose() })));
-      // Each announcement describes hardware the guest has, so it is added whatever the user wrote.
-      for (const h of virtio) cmdline.add(h.cmdlineParam.name, h.cmdlineParam.value);
-      // A kernel that uses ACPI learns the UART's and each transport's interrupt from the DSDT.
-      const acpiDevices = {
-        serial: [{ port: SERIAL_PORT_COM1, length: SERIAL_PORT_LENGTH, gsi: SERIAL_IRQ_COM1 }],
-        virtioMmio: virtio.map((h) => ({ base: h.base, size: VIRTIO_MMIO_SIZE, gsi: h.gsi })),
-      };
-      const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline, vcpus: config.vcpus, acpiDevices });
-      const supported = kvm.supportedCpuid();
-      const msrs = boot.msrs(kvm.msrIndexList()).entries;
-      const vcpus: Vcpu[] = [];
-      for (let i = 0; i < config.vcpus; i++) {
-        const vcpu = vm.createVcpu(i);
-        vcpus.push(vcpu);
-        owned.push(vcpu);
-        vcpu.setCpuid(boot.cpuid(supported, i));
-        vcpu.setMsrs(msrs);
-        vcpu.setRaw('FPU', encodeFpu(BOOT_FPU));
-        vcpu.setRaw('LAPIC', setLapicLints(vcpu.getRaw('LAPIC')));
-        if (i === 0) {
-          vcpu.setRegs(boot.regs());
-          vcpu.setSregs(boot.sregs(vcpu.getSregs()));
-        }
-      }
-      return new Machine(config, kvm, vm, mappings, memory, boot, vcpus, virtio);
+      return await Machine.build(description, runtime, stack);
     } catch (e) {
-      for (const o of owned.reverse()) o.dispose();
+      try {
+        await stack.dispose();
+      } catch (cleanup) {
+        throw new AggregateError([e, cleanup], `${e instanceof Error ? e.message : String(e)} (and releasing what was built failed: ${cleanup instanceof Error ? cleanup.message : String(cleanup)})`);
+      }
       throw e;
     }
+  }
+
+  private static async build(description: VmDescription, runtime: MachineRuntime, stack: DisposalStack): Promise<Machine> {
+    const { bootSource, machine: shape, tuning = {} } = description;
+    const root = drivesInGuestOrder(description)[0];
+    const { cmdline, warnings } = kernelCmdline(bootSource.bootArgs, root?.isRootDevice ? root : undefined);
+    const kernel = readInput(bootSource.kernelImagePath, 'kernel');
+    const initrd = bootSource.initrdPath === undefined ? undefined : readInput(bootSource.initrdPath, 'initrd');
+    const memoryBytes = shape.memSizeMiB * MiB;
+    const regions = ramLayout(memoryBytes);
+    const resources = ResourceAllocator.forX86(firstAddressAboveRam(memoryBytes));
+    const kvm = stack.use('/dev/kvm', Kvm.open());
+    kvm.requireCapabilities();
+    const vm = stack.use('the KVM VM', kvm.createVm());
+    vm.setTssAddress(KVM_TSS_ADDR);
+    vm.setIdentityMapAddress(BigInt(KVM_IDENTITY_MAP_ADDR));
+    vm.createIrqchip();
+    vm.createPit2();
+    const mappings = regions.map((r, i) => {
+      const mapping = stack.use(`guest RAM region ${i}`, HostMapping.allocate(r.size));
+      vm.setMemoryRegion({ slot: resources.kvmSlot(`guest RAM region ${i}`), guestPhysAddr: BigInt(r.guestPhysAddr), mapping });
+      return mapping;
+    });
+    const memory = new GuestMemory(regions.map((r, i) => ({ guestPhysAddr: r.guestPhysAddr, bytes: (mappings[i] as HostMapping).bytes() })));
+    const legacy = {
+      serialState: Serial8250.createState(),
+      i8042State: I8042.createState(),
+      acpiPmState: AcpiPm.createState(),
+      serialIrq: stack.use('serial irqfd', new EventFd()),
+    };
+    vm.registerIrqfd(legacy.serialIrq, SERIAL_IRQ_COM1);
+    stack.defer('serial irqfd GSI', () => vm.unregisterIrqfd(legacy.serialIrq, SERIAL_IRQ_COM1));
+    const console = new ConsoleInput(legacy.serialState, () => legacy.serialIrq.signal());
+    stack.defer('console input', () => console.close());
+    // Devices are opened once guest memory exists and are released before it goes: a transfer
+    // still in flight at disposal writes into guest memory until the device's dispose() returns.
+    const opened = await openDevices(description, stack);
+    const pages = (tuning.mmioRegisterPages ?? true) && kvm.checkExtension('KVM_CAP_READONLY_MEM') > 0;
+    const devices: PlacedDevice[] = opened.map((d) => {
+      const slot = resources.mmioSlot(d.id);
+      const placement = {
+        base: slot.base,
+        gsi: resources.gsi(d.id),
+        pageSlot: pages ? resources.kvmSlot(`${d.id} register page`) : undefined,
+        ackDoorbell: tuning.mmioAckDoorbell ?? true,
+        sharedMemory: (d.device.sharedMemory ?? []).map((r) => ({ id: r.id, length: r.length, guestPhysAddr: resources.aboveRam(`${d.id} shared memory ${r.id}`, r.length, r.align).guestPhysAddr })),
+      };
+      const host = new VirtioMmioHost(d.id, d.device, placement, vm, memory, stack);
+      // Each announcement describes hardware the guest has, so it is added whatever the user wrote.
+      cmdline.add(host.cmdlineParam.name, host.cmdlineParam.value);
+      return { ...d, host };
+    });
+    // A kernel that uses ACPI learns the UART's and each transport's interrupt from the DSDT.
+    const acpiDevices = {
+      serial: [{ port: SERIAL_PORT_COM1, length: SERIAL_PORT_LENGTH, gsi: SERIAL_IRQ_COM1 }],
+      virtioMmio: devices.map((d) => ({ base: d.host.base, size: VIRTIO_MMIO_SIZE, gsi: d.host.gsi })),
+    };
+    const boot = setupBoot(memory, { kernel, ...(initrd ? { initrd } : {}), cmdline, vcpus: shape.vcpuCount, acpiDevices });
+    const supported = kvm.supportedCpuid();
+    const msrs = boot.msrs(kvm.msrIndexList()).entries;
+    const vcpus: Vcpu[] = [];
+    for (let i = 0; i < shape.vcpuCount; i++) {
+      const vcpu = stack.use(`vCPU ${i}`, vm.createVcpu(i));
+      vcpus.push(vcpu);
+      vcpu.setCpuid(boot.cpuid(supported, i));
+      vcpu.setMsrs(msrs);
+      vcpu.setRaw('FPU', encodeFpu(BOOT_FPU));
+      vcpu.setRaw('LAPIC', setLapicLints(vcpu.getRaw('LAPIC')));
+      if (i === 0) {
+        vcpu.setRegs(boot.regs());
+        vcpu.setSregs(boot.sregs(vcpu.getSregs()));
+      }
+    }
+    return new Machine(description, runtime, stack, vm, mappings, memory, boot, vcpus, devices, legacy, console, warnings);
   }
 
   /** Asks every vCPU to stop (first reason wins) and kicks them out of KVM_RUN. */
@@ -155,17 +200,17 @@ export class Machine {
   }
 
   /**
-   * Reports on stderr where the VM is (SIGUSR2): the UART's and each virtio device's state now,
-   * then each vCPU's registers as its thread answers (it is kicked out of KVM_RUN and goes on).
-   * A vCPU that does not answer is busy outside KVM_RUN, which says something too.
+   * Reports on stderr where the VM is (the CLI sends it on SIGUSR2): the clock, the UART's and
+   * each virtio device's state now, then each vCPU's registers as its thread answers (it is
+   * kicked out of KVM_RUN and goes on). A vCPU that does not answer is busy outside KVM_RUN,
+   * which says something too.
    */
   report(): void {
-    const lines = [this.describeClock(), `serial0: ${Serial8250.describeState(this.serialState)}; ${this.consoleBacklog()}`, ...this.virtio.flatMap((h) => h.describe())];
+    const lines = [this.describeClock(), `serial0: ${Serial8250.describeState(this.legacy.serialState)}; ${this.console.describe()}`, ...this.devices.flatMap((d) => d.host.describe())];
     process.stderr.write(lines.map((l) => `[tsvmm] report: ${l}\n`).join(''));
     requestReport(this.control);
     for (const v of this.vcpus) v.kick();
   }
-
   /** The VM's age and its kvm-clock as the host kernel sees it (KVM_GET_CLOCK): they should agree. */
   private describeClock(): string {
     const age = ((performance.now() - this.builtMs) / 1000).toFixed(3);
@@ -188,23 +233,13 @@ export class Machine {
       pio: [],
       mmio: [],
     };
-    const console = this.attachConsole();
-    const onSignal = (sig: NodeJS.Signals): void => this.stop('signal', sig);
-    const onReport = (): void => this.report();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    process.on('SIGUSR2', onReport);
-    const priority = raiseEventLoop(this.config.eventLoopBoost ?? DEFAULT_EVENT_LOOP_BOOST, { get: () => getPriority(0), set: (n) => setPriority(0, n) });
+    const priority = raiseEventLoop(this.description.tuning?.eventLoopBoost ?? DEFAULT_EVENT_LOOP_BOOST, { get: () => getPriority(0), set: (n) => setPriority(0, n) });
     result.priority = priority;
     try {
       await Promise.all(this.vcpus.map((vcpu, index) => this.runWorker(vcpu, index, result, priority)));
     } finally {
       // Back to where it was: the process may build and run another machine.
       if (priority.eventLoopNice !== priority.vcpuNice) setPriority(0, priority.vcpuNice);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGUSR2', onReport);
-      console.detach();
     }
     const end = this.endReason ?? { reason: 'stop-requested' as const, detail: 'stopped' };
     result.reason = end.reason;
@@ -221,13 +256,13 @@ export class Machine {
       vcpuId: vcpu.id,
       index,
       control: this.control.buffer as SharedArrayBuffer,
-      serialState: this.serialState,
-      i8042State: this.i8042State,
-      acpiPmState: this.acpiPmState,
-      serialIrqFd: this.serialIrq.fd,
-      consoleFd: this.config.consoleFd,
+      serialState: this.legacy.serialState,
+      i8042State: this.legacy.i8042State,
+      acpiPmState: this.legacy.acpiPmState,
+      serialIrqFd: this.legacy.serialIrq.fd,
+      consoleFd: this.runtime.consoleFd,
       memory: this.memory.regionList.map((r, i) => ({ mappingId: (this.mappings[i] as HostMapping).id, guestPhysAddr: r.guestPhysAddr })),
-      virtio: this.virtio.map((h) => h.worker),
+      virtio: this.devices.map((d) => d.host.worker),
     };
     const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: init });
     this.workers.push(worker);
@@ -265,52 +300,8 @@ export class Machine {
     });
   }
 
-  /** Guest console input from stdin (raw mode on a terminal, where Ctrl-C stops the VM). */
-  private attachConsole(): { detach(): void } {
-    const stdin = process.stdin;
-    if (!this.config.consoleInput) return { detach: () => {} };
-    const serial = new Serial8250(this.serialState, { write: () => {} }, { trigger: () => this.serialIrq.signal() });
-    const raw = stdin.isTTY === true;
-    if (raw) stdin.setRawMode(true);
-    let pending = new Uint8Array(0);
-    let timer: NodeJS.Timeout | undefined;
-    this.consoleBacklog = () => `console input waiting for the FIFO: ${pending.byteLength} bytes${timer ? ', retry armed' : ''}`;
-    const feed = (): void => {
-      timer = undefined;
-      const n = serial.enqueueInput(pending);
-      pending = pending.subarray(n);
-      // The guest drains its 64-byte FIFO at its own pace; retry the rest shortly.
-      if (pending.byteLength > 0) timer = setTimeout(feed, 2);
-    };
-    const onData = (chunk: Buffer): void => {
-      if (raw && chunk.includes(0x03)) {
-        this.stop('signal', 'SIGINT');
-        return;
-      }
-      const merged = new Uint8Array(pending.byteLength + chunk.byteLength);
-      merged.set(pending);
-      merged.set(chunk, pending.byteLength);
-      pending = merged;
-      if (!timer) feed();
-    };
-    stdin.on('data', onData);
-    return {
-      detach: () => {
-        stdin.off('data', onData);
-        if (timer) clearTimeout(timer);
-        if (raw) stdin.setRawMode(false);
-        stdin.pause();
-      },
-    };
-  }
-
+  /** Releases everything the VM holds, last made first; every step runs even when one throws. */
   async dispose(): Promise<void> {
-    for (const h of this.virtio) await h.dispose();
-    for (const v of this.vcpus) v.dispose();
-    this.vm.unregisterIrqfd(this.serialIrq, SERIAL_IRQ_COM1);
-    this.serialIrq.dispose();
-    this.vm.dispose();
-    for (const m of this.mappings) m.dispose();
-    this.kvm.dispose();
+    await this.stack.dispose();
   }
 }

@@ -9,14 +9,15 @@
 //     so of the two register accesses an interrupt costs, only the InterruptStatus read exits;
 //   - with a register-page slot, KVM serves every register read from a read-only page the
 //     transport keeps current (RegisterPage, mmio.ts), so that read does not exit either.
-import type { VirtioDevice } from '../devices/virtio/device.js';
-import { ACK_DOORBELL_VALUE, TransportState, type AckDoorbell, type RegisterPage } from '../devices/virtio/mmio.js';
+import type { SharedMemoryGrant, VirtioDevice } from '../devices/virtio/device.js';
+import { ACK_DOORBELL_VALUE, TransportConfigError, TransportState, type AckDoorbell, type RegisterPage } from '../devices/virtio/mmio.js';
 import { REG } from '../devices/virtio/mmio-regs.js';
 import { VirtioActivation } from '../devices/virtio/activation.js';
 import { EventFd } from '../vmm/eventfd.js';
 import { HostMapping } from '../vmm/mapping.js';
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import type { MemoryRegion, Vm } from '../vmm/vm.js';
+import type { DisposalStack } from './disposal-stack.js';
 
 export const VIRTIO_MMIO_SIZE = 0x1000;
 
@@ -35,43 +36,74 @@ export interface VirtioWorkerDevice {
   pageMappingId: number | undefined;
 }
 
+/** The transport's region table, indexed by shmid: the ids must be 0, 1, ... (SHMSel selects by index). */
+function shmTable(name: string, grants: readonly SharedMemoryGrant[]): { base: number; length: number }[] {
+  const table = [...grants].sort((a, b) => a.id - b.id);
+  table.forEach((g, i) => {
+    if (g.id !== i) throw new TransportConfigError(`${name}: shared-memory region ids must be 0, 1, ... in turn; got ${grants.map((x) => x.id).join(', ')}`);
+  });
+  return table.map((g) => ({ base: Number(g.guestPhysAddr), length: Number(g.length) }));
+}
+
 /** An eventfd as an AckDoorbell: the counter is non-zero when the driver acknowledged. */
 export function eventFdDoorbell(efd: EventFd): AckDoorbell {
   return { take: () => efd.drain() !== 0n };
 }
 
+/** Where the VMM placed a device (ResourceAllocator) and how its transport is served. */
+export interface VirtioPlacement {
+  base: number;
+  gsi: number;
+  /** A free KVM memory slot for the register page (the VM must have KVM_CAP_READONLY_MEM);
+   * undefined: every register read exits to the transport. */
+  pageSlot?: number | undefined;
+  /** InterruptACK = 1 goes to an ioeventfd, not to user space (default true). */
+  ackDoorbell?: boolean;
+  /** The device's shared-memory regions, placed (VirtioDevice.sharedMemory). */
+  sharedMemory?: readonly SharedMemoryGrant[];
+}
+
 export class VirtioMmioHost {
   readonly state: TransportState;
-  private readonly irq = new EventFd();
-  private readonly statusEvent = new EventFd();
+  readonly base: number;
+  readonly gsi: number;
+  private readonly irq: EventFd;
+  private readonly statusEvent: EventFd;
   /** The ACK doorbell's ioeventfd, if the host uses one. */
   private readonly ackEvent: EventFd | undefined;
-  private readonly queueEvents: EventFd[];
+  private readonly queueEvents: EventFd[] = [];
   private readonly activation: VirtioActivation;
-  /** The register page and the read-only memory slot KVM maps it with, if any. */
-  private readonly page: { mapping: HostMapping; region: MemoryRegion } | undefined;
+  /** The register page's mapping, if any. */
+  private readonly pageMapping: HostMapping | undefined;
 
   /**
-   * opts.pageSlot: a free KVM memory slot for the register page (the VM must have
-   * KVM_CAP_READONLY_MEM); undefined: every register read exits to the transport.
-   * opts.ackDoorbell (default true): InterruptACK = 1 goes to an ioeventfd, not to user space.
+   * Sets the transport up for `device` at `placement`. Every fd, mapping, KVM registration and
+   * watcher it makes goes on `stack` as it is made, so a failure part-way leaks nothing and the
+   * VM's disposal releases it all (before the device itself, which was opened earlier).
    */
   constructor(
     readonly name: string,
     readonly device: VirtioDevice,
-    readonly base: number,
-    readonly gsi: number,
-    private readonly vm: Vm,
+    placement: VirtioPlacement,
+    vm: Vm,
     memory: GuestMemory,
-    opts: { pageSlot?: number | undefined; ackDoorbell?: boolean } = {},
+    stack: DisposalStack,
   ) {
-    const pageSlot = opts.pageSlot;
-    this.ackEvent = opts.ackDoorbell ?? true ? new EventFd() : undefined;
+    this.base = placement.base;
+    this.gsi = placement.gsi;
+    const log = (line: string): void => {
+      if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
+    };
+    this.irq = stack.use(`${name} irqfd`, new EventFd());
+    this.statusEvent = stack.use(`${name} status eventfd`, new EventFd());
+    this.ackEvent = placement.ackDoorbell ?? true ? stack.use(`${name} ack eventfd`, new EventFd()) : undefined;
     let page: RegisterPage | undefined;
-    if (pageSlot !== undefined) {
-      const mapping = HostMapping.allocate(VIRTIO_MMIO_SIZE);
-      const region: MemoryRegion = { slot: pageSlot, guestPhysAddr: BigInt(base), mapping, readOnly: true };
-      this.page = { mapping, region };
+    let pageRegion: MemoryRegion | undefined;
+    if (placement.pageSlot !== undefined) {
+      const mapping = stack.use(`${name} register page`, HostMapping.allocate(VIRTIO_MMIO_SIZE));
+      this.pageMapping = mapping;
+      const region: MemoryRegion = { slot: placement.pageSlot, guestPhysAddr: BigInt(this.base), mapping, readOnly: true };
+      pageRegion = region;
       page = {
         bytes: mapping.bytes(),
         // A memory slot of size 0 deletes it (KVM_SET_USER_MEMORY_REGION).
@@ -79,25 +111,45 @@ export class VirtioMmioHost {
         resume: () => vm.setMemoryRegion(region),
       };
     }
+    const shm = placement.sharedMemory ?? [];
     this.state = new TransportState(
-      TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config }),
+      TransportState.create({
+        deviceId: device.deviceId,
+        features: device.features,
+        queueMaxSizes: device.queueMaxSizes,
+        config: device.config,
+        ...(device.writableConfig ? { writableConfig: device.writableConfig } : {}),
+        shm: shmTable(name, shm),
+      }),
       { ackDoorbell: this.ackEvent && eventFdDoorbell(this.ackEvent), page },
     );
-    if (this.page) {
+    if (pageRegion) {
       this.state.renderPage();
-      vm.setMemoryRegion(this.page.region);
+      vm.setMemoryRegion(pageRegion);
+      const region = pageRegion;
+      stack.defer(`${name} register page slot`, () => vm.setMemoryRegion({ ...region, size: 0 }));
     }
-    this.queueEvents = device.queueMaxSizes.map(() => new EventFd());
-    this.activation = new VirtioActivation(this.state, device, memory, () => this.irq.signal(), (line) => {
-      if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
-    });
-    vm.registerIrqfd(this.irq, gsi);
-    if (this.ackEvent) vm.registerIoeventfd(this.ackSpec, this.ackEvent);
-    this.queueEvents.forEach((efd, i) => {
+    this.activation = new VirtioActivation(this.state, device, memory, () => this.irq.signal(), log);
+    vm.registerIrqfd(this.irq, this.gsi);
+    stack.defer(`${name} irqfd GSI ${this.gsi}`, () => vm.unregisterIrqfd(this.irq, this.gsi));
+    if (this.ackEvent) {
+      const ack = this.ackEvent;
+      vm.registerIoeventfd(this.ackSpec, ack);
+      stack.defer(`${name} ack ioeventfd`, () => vm.unregisterIoeventfd(this.ackSpec, ack));
+    }
+    device.queueMaxSizes.forEach((_, i) => {
+      const efd = stack.use(`${name} queue ${i} eventfd`, new EventFd());
+      this.queueEvents.push(efd);
       vm.registerIoeventfd(this.notifySpec(i), efd);
+      stack.defer(`${name} queue ${i} ioeventfd`, () => vm.unregisterIoeventfd(this.notifySpec(i), efd));
       efd.watch(() => this.activation.onNotify(i));
     });
     this.statusEvent.watch(() => this.activation.onStatus());
+    device.attach?.({
+      updateConfig: (update) => this.state.configChanged(update),
+      sharedMemory: shm,
+      log,
+    });
   }
 
   private notifySpec(queue: number): { space: 'mmio'; address: bigint; length: 4; datamatch: bigint } {
@@ -116,12 +168,9 @@ export class VirtioMmioHost {
     return { name: 'virtio_mmio.device', value: `${VIRTIO_MMIO_SIZE / 1024}K@0x${this.base.toString(16)}:${this.gsi}` };
   }
 
-  /** For a stuck-guest report: the transport, its queues and, where the device keeps them, its metrics. */
+  /** For a stuck-guest report: the transport, its queues and the device's metrics. */
   describe(): string[] {
-    const lines = this.activation.describe().map((l) => `${this.name}: ${l}`);
-    const metrics = (this.device as { metrics?: unknown }).metrics;
-    if (metrics !== undefined) lines.push(`${this.name}: ${JSON.stringify(metrics)}`);
-    return lines;
+    return [...this.activation.describe().map((l) => `${this.name}: ${l}`), `${this.name}: ${JSON.stringify(this.device.metrics())}`];
   }
 
   get worker(): VirtioWorkerDevice {
@@ -133,27 +182,7 @@ export class VirtioMmioHost {
       queueFds: this.queueEvents.map((e) => e.fd),
       irqFd: this.irq.fd,
       ackFd: this.ackEvent?.fd,
-      pageMappingId: this.page?.mapping.id,
+      pageMappingId: this.pageMapping?.id,
     };
   }
-
-  async dispose(): Promise<void> {
-    this.statusEvent.dispose();
-    this.queueEvents.forEach((efd, i) => {
-      this.vm.unregisterIoeventfd(this.notifySpec(i), efd);
-      efd.dispose();
-    });
-    if (this.page) {
-      this.vm.setMemoryRegion({ ...this.page.region, size: 0 });
-      this.page.mapping.dispose();
-    }
-    if (this.ackEvent) {
-      this.vm.unregisterIoeventfd(this.ackSpec, this.ackEvent);
-      this.ackEvent.dispose();
-    }
-    this.vm.unregisterIrqfd(this.irq, this.gsi);
-    this.irq.dispose();
-    await this.device.dispose();
-  }
 }
-

@@ -56,6 +56,7 @@ export function requestReport(control: Int32Array): void {
 
 const MSR_IA32_TSC = 0x10;
 const MSR_IA32_TSC_DEADLINE = 0x6e0;
+const MSR_IA32_TSC_ADJUST = 0x3b;
 const MP_STATES = ['runnable', 'uninitialized', 'init-received', 'halted', 'sipi-received', 'stopped', 'check-stop', 'operating', 'load'];
 
 /**
@@ -73,8 +74,11 @@ export function describeVcpu(vcpu: Vcpu, exits: number, memory?: GuestMemory): s
   let lapic: string;
   try {
     lapic = describeLapic(vcpu.getRaw('LAPIC'));
-    const [deadline, tsc, clock] = vcpu.getMsrs([MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW]);
+    const [deadline, tsc, clock, adjust] = vcpu.getMsrs([MSR_IA32_TSC_DEADLINE, MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW, MSR_IA32_TSC_ADJUST]);
     if (deadline && tsc) lapic += `, TSC deadline ${deadline.data === 0n ? 'disarmed' : `${deadline.data > tsc.data ? '+' : ''}${deadline.data - tsc.data} TSC ticks from now`}`;
+    // The raw TSC (KVM's view: the host's TSC plus the guest's offset) and the guest's own
+    // adjustment of it: two reports tell whether KVM's view of the guest TSC moves at its rate.
+    if (tsc) lapic += `, TSC ${tsc.data}${adjust ? ` (TSC_ADJUST ${BigInt.asIntN(64, adjust.data)})` : ''}`;
     if (memory && tsc && clock) lapic += `; ${describeKvmClock(memory, clock.data, tsc.data, deadline?.data)}`;
   } catch (e) {
     lapic = `LAPIC unreadable: ${(e as Error).message}`;

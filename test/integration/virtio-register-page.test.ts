@@ -12,6 +12,7 @@ import { EventFd } from '../../src/vmm/eventfd.js';
 import { MmioTransport } from '../../src/devices/virtio/mmio.js';
 import { INT_USED_BUFFER, REG, VIRTIO_MMIO_MAGIC } from '../../src/devices/virtio/mmio-regs.js';
 import type { VirtioDevice } from '../../src/devices/virtio/device.js';
+import { DisposalStack } from '../../src/machine/disposal-stack.js';
 import { VirtioMmioHost, eventFdDoorbell } from '../../src/machine/virtio-host.js';
 import { realModeGuest } from '../helpers/realmode.js';
 import { whereLabel } from '../helpers/where.js';
@@ -33,6 +34,7 @@ const idleDevice: VirtioDevice = {
   notify: () => undefined,
   reset: () => undefined,
   dispose: () => Promise.resolve(),
+  metrics: () => ({}),
 };
 
 test('register reads come from the page without exits; writes exit and the page follows; ACK 1 takes no exit', async () => {
@@ -52,7 +54,8 @@ test('register reads come from the page without exits; writes exit and the page 
   ];
   const g = realModeGuest(code, { ram: 0x80000, codeAt: 0x1000, ds: BASE, irqchip: true });
   const memory = new GuestMemory([{ guestPhysAddr: 0, bytes: g.mem.bytes() }]);
-  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, { pageSlot: PAGE_SLOT });
+  const stack = new DisposalStack();
+  const host = new VirtioMmioHost('vda', idleDevice, { base: BASE, gsi: 5, pageSlot: PAGE_SLOT }, g.vm, memory, stack);
   const w = host.worker;
   assert.ok(w.pageMappingId !== undefined, 'the host made a register page');
   const page = HostMapping.attach(w.pageMappingId as number);
@@ -91,7 +94,7 @@ test('register reads come from the page without exits; writes exit and the page 
     assert.is(outPort(), 0x14);
   } finally {
     page.dispose();
-    await host.dispose();
+    await stack.dispose();
     g.dispose();
   }
 });
@@ -101,7 +104,8 @@ test('a config change removes the page while it happens: reads then exit to the 
   const code = [0x66, 0xa1, 0x00, 0x01, 0xba, 0x11, 0x00, 0x66, 0xef];
   const g = realModeGuest(code, { ram: 0x80000, codeAt: 0x1000, ds: BASE, irqchip: true });
   const memory = new GuestMemory([{ guestPhysAddr: 0, bytes: g.mem.bytes() }]);
-  const host = new VirtioMmioHost('vda', idleDevice, BASE, 5, g.vm, memory, { pageSlot: PAGE_SLOT });
+  const stack = new DisposalStack();
+  const host = new VirtioMmioHost('vda', idleDevice, { base: BASE, gsi: 5, pageSlot: PAGE_SLOT }, g.vm, memory, stack);
   const run = g.vcpu.run;
   try {
     let exitDuringChange = -1;
@@ -114,7 +118,7 @@ test('a config change removes the page while it happens: reads then exit to the 
     assert.is(Number(run.getBigUint64(KVM_RUN.mmioPhysAddr, true)), BASE + REG.config);
     assert.is(run.getUint8(KVM_RUN.mmioIsWrite), 0);
   } finally {
-    await host.dispose();
+    await stack.dispose();
     g.dispose();
   }
 });

@@ -3,29 +3,39 @@ import * as assert from 'uvu/assert';
 import { bootCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
 import { formatStats, formatStartup } from '../../src/cli/boot.js';
 import { UsageError } from '../../src/cli/errors.js';
-import { DEFAULT_CMDLINE, validateConfig, ConfigError } from '../../src/machine/config.js';
+import { DEFAULT_CMDLINE, validateDescription, ConfigError, type VmDescription } from '../../src/machine/vm-description.js';
+import { kernelCmdline } from '../../src/machine/kernel-cmdline.js';
+
+/** The line the kernel gets for parsed boot arguments (before the virtio_mmio.device= announcements). */
+function guestLine(argv: string[]): string {
+  const d = parseBootArgs(argv).description;
+  const root = d.drives.find((x) => x.isRootDevice);
+  return kernelCmdline(d.bootSource.bootArgs, root).cmdline.toString();
+}
 
 test('boot defaults: Firecracker command line plus console=ttyS0, 1 vCPU, 256 MiB', () => {
-  const a = parseBootArgs(['bzImage']);
-  assert.is(a.kernel, 'bzImage');
-  assert.is(a.cmdline, `${DEFAULT_CMDLINE} console=ttyS0`);
-  assert.match(a.cmdline, /reboot=k panic=1/);
-  assert.is(a.cpus, 1);
-  assert.is(a.memoryMiB, 256);
-  assert.is(a.initrd, undefined);
+  const a = parseBootArgs(['bzImage']).description;
+  assert.is(a.bootSource.kernelImagePath, 'bzImage');
+  assert.is(a.bootSource.bootArgs, `${DEFAULT_CMDLINE} console=ttyS0`);
+  assert.is(a.machine.vcpuCount, 1);
+  assert.is(a.machine.memSizeMiB, 256);
+  assert.is(a.bootSource.initrdPath, undefined);
+  assert.equal([a.drives, a.vsock, a.fsShares, a.networkInterfaces], [[], undefined, [], []]);
 });
 
 test('boot flags', () => {
   const a = parseBootArgs(['k', '--initrd', 'i.gz', '--cpus', '4', '--memory=512', '--cmdline', 'quiet console=hvc0', '--stats']);
-  assert.equal([a.initrd, a.cpus, a.memoryMiB, a.cmdline, a.stats], ['i.gz', 4, 512, 'quiet console=hvc0', true]);
+  const d = a.description;
+  assert.equal([d.bootSource.initrdPath, d.machine.vcpuCount, d.machine.memSizeMiB, d.bootSource.bootArgs, a.stats], ['i.gz', 4, 512, 'quiet console=hvc0', true]);
 });
 
 test('--io-boost: nice steps for the event loop, 0 to 39; absent leaves the default', () => {
-  assert.is(parseBootArgs(['k']).eventLoopBoost, undefined);
-  assert.is(parseBootArgs(['k', '--io-boost', '0']).eventLoopBoost, 0);
-  assert.is(parseBootArgs(['k', '--io-boost=12']).eventLoopBoost, 12);
+  const boost = (argv: string[]): number | undefined => parseBootArgs(argv).description.tuning?.eventLoopBoost;
+  assert.is(boost(['k']), undefined);
+  assert.is(boost(['k', '--io-boost', '0']), 0);
+  assert.is(boost(['k', '--io-boost=12']), 12);
   for (const bad of ['40', '-1', 'x', '2.5']) assert.throws(() => parseBootArgs(['k', '--io-boost', bad]), (e: unknown) => e instanceof UsageError, bad);
-  assert.throws(() => validateConfig({ kernelPath: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, consoleFd: 1, consoleInput: false, eventLoopBoost: 40 }), (e: unknown) => e instanceof ConfigError && /nice steps/.test(e.message));
+  assert.throws(() => validateDescription({ ...parseBootArgs(['k']).description, tuning: { eventLoopBoost: 40 } }), (e: unknown) => e instanceof ConfigError && /nice steps/.test(e.message));
 });
 
 test('console=ttyS0 is added only when no console is named; a console elsewhere than ttyS0 is kept with a warning', () => {
@@ -41,22 +51,27 @@ test('console=ttyS0 is added only when no console is named; a console elsewhere 
 });
 
 test('the issue-27 line: root=/dev/vda rw go before the user\'s --, the init arguments stay after it', () => {
-  const a = parseBootArgs(['k', 'deb.ext4', '--cmdline', 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash -- -c "echo hi; sleep 1"']);
-  assert.is(a.cmdline, 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash root=/dev/vda rw -- -c "echo hi; sleep 1"');
-  assert.equal(a.cmdlineWarnings, []);
+  const argv = ['k', 'deb.ext4', '--cmdline', 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash -- -c "echo hi; sleep 1"'];
+  assert.is(guestLine(argv), 'reboot=k panic=1 pci=off console=ttyS0 init=/bin/bash root=/dev/vda rw -- -c "echo hi; sleep 1"');
+  assert.equal(parseBootArgs(argv).cmdlineWarnings, []);
 });
 
-test('a root=, ro or rw the user gave wins over ROOTFS\'s, never doubled; a differing one is warned about', () => {
-  const root = { path: 'r', readOnly: false, direct: false };
-  assert.equal(bootCmdline('console=ttyS0 root=/dev/vda', root), { cmdline: 'console=ttyS0 root=/dev/vda rw', warnings: [] });
-  const vdb = bootCmdline('console=ttyS0 root=/dev/vdb', root);
+test('a root=, ro or rw the user gave wins over the root drive\'s, never doubled; a differing one is warned about', () => {
+  const root = { driveId: 'rootfs', pathOnHost: 'r', isRootDevice: true, isReadOnly: false, direct: false };
+  const line = (args: string, drive = root): { cmdline: string; warnings: string[] } => {
+    const r = kernelCmdline(args, drive);
+    return { cmdline: r.cmdline.toString(), warnings: r.warnings };
+  };
+  assert.equal(line('console=ttyS0 root=/dev/vda'), { cmdline: 'console=ttyS0 root=/dev/vda rw', warnings: [] });
+  const vdb = line('console=ttyS0 root=/dev/vdb');
   assert.is(vdb.cmdline, 'console=ttyS0 root=/dev/vdb rw');
-  assert.match(vdb.warnings.join('\n'), /root=\/dev\/vdb is kept; tsvmm does not add root=\/dev\/vda \(ROOTFS is \/dev\/vda\)/);
-  const ro = bootCmdline('console=ttyS0 ro', root);
+  assert.match(vdb.warnings.join('\n'), /root=\/dev\/vdb is kept; tsvmm does not add root=\/dev\/vda \(the root drive rootfs is \/dev\/vda\)/);
+  const ro = line('console=ttyS0 ro');
   assert.is(ro.cmdline, 'console=ttyS0 ro root=/dev/vda');
-  assert.match(ro.warnings.join('\n'), /the command line's ro is kept; tsvmm does not add rw \(ROOTFS is writable\)/);
-  assert.equal(bootCmdline('console=ttyS0 ro', { ...root, readOnly: true }), { cmdline: 'console=ttyS0 ro root=/dev/vda', warnings: [] });
-  assert.is(bootCmdline('console=ttyS0 -- root=/dev/vdb rw', root).cmdline, 'console=ttyS0 root=/dev/vda rw -- root=/dev/vdb rw', 'words after -- are init\'s');
+  assert.match(ro.warnings.join('\n'), /the command line's ro is kept; tsvmm does not add rw \(the root drive rootfs is writable\)/);
+  assert.equal(line('console=ttyS0 ro', { ...root, isReadOnly: true }), { cmdline: 'console=ttyS0 ro root=/dev/vda', warnings: [] });
+  assert.is(line('console=ttyS0 -- root=/dev/vdb rw').cmdline, 'console=ttyS0 root=/dev/vda rw -- root=/dev/vdb rw', 'words after -- are init\'s');
+  assert.throws(() => kernelCmdline('init=/bin/sh -- -c "echo', undefined), (e: unknown) => e instanceof ConfigError && /^boot args: /.test(e.message));
 });
 
 test('a --cmdline the kernel would misread is a UsageError', () => {
@@ -72,32 +87,32 @@ test('bad boot command lines are UsageErrors with the boot usage', () => {
 });
 
 test('ROOTFS is /dev/vda and the root file system; --disk adds more, :ro makes one read-only, :direct O_DIRECT', () => {
-  const a = parseBootArgs(['k', 'root.ext4', '--disk', 'data.img', '--disk', 'ro.img:ro', '--disk', 'd.img:direct', '--disk', 'a:b.img:direct:ro']);
-  assert.equal(a.disks, [
-    { path: 'root.ext4', readOnly: false, direct: false },
-    { path: 'data.img', readOnly: false, direct: false },
-    { path: 'ro.img', readOnly: true, direct: false },
-    { path: 'd.img', readOnly: false, direct: true },
-    { path: 'a:b.img', readOnly: true, direct: true },
+  const drives = (argv: string[]): VmDescription['drives'] => parseBootArgs(argv).description.drives;
+  const drive = (driveId: string, pathOnHost: string, isReadOnly: boolean, direct: boolean, isRootDevice = false): VmDescription['drives'][number] => ({ driveId, pathOnHost, isRootDevice, isReadOnly, direct });
+  assert.equal(drives(['k', 'root.ext4', '--disk', 'data.img', '--disk', 'ro.img:ro', '--disk', 'd.img:direct', '--disk', 'a:b.img:direct:ro']), [
+    drive('rootfs', 'root.ext4', false, false, true),
+    drive('disk1', 'data.img', false, false),
+    drive('disk2', 'ro.img', true, false),
+    drive('disk3', 'd.img', false, true),
+    drive('disk4', 'a:b.img', true, true),
   ]);
-  assert.match(a.cmdline, / root=\/dev\/vda rw$/);
-  const ro = parseBootArgs(['k', 'root.ext4:direct:ro']);
-  assert.equal(ro.disks, [{ path: 'root.ext4', readOnly: true, direct: true }], 'ROOTFS takes the same flags');
-  assert.match(ro.cmdline, / root=\/dev\/vda ro$/, 'a read-only root is mounted ro');
-  assert.not.match(parseBootArgs(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']).cmdline, /vda/, 'a root= given stays');
-  assert.equal(parseBootArgs(['k', '--disk', 'x']).disks, [{ path: 'x', readOnly: false, direct: false }], 'no :aio=, no engine: the backend chooses');
-  assert.equal(parseBootArgs(['k', 'r:aio=threads:ro', '--disk', 'x:direct:aio=io_uring']).disks, [
-    { path: 'r', readOnly: true, direct: false, engine: 'threads' },
-    { path: 'x', readOnly: false, direct: true, engine: 'io_uring' },
+  assert.match(guestLine(['k', 'root.ext4']), / root=\/dev\/vda rw$/);
+  assert.equal(drives(['k', 'root.ext4:direct:ro']), [drive('rootfs', 'root.ext4', true, true, true)], 'ROOTFS takes the same flags');
+  assert.match(guestLine(['k', 'root.ext4:direct:ro']), / root=\/dev\/vda ro$/, 'a read-only root is mounted ro');
+  assert.not.match(guestLine(['k', 'r', '--cmdline', 'root=/dev/vdb console=ttyS0']), /vda/, 'a root= given stays');
+  assert.equal(drives(['k', '--disk', 'x']), [drive('disk1', 'x', false, false)], 'no :aio=, no engine: the backend chooses');
+  assert.equal(drives(['k', 'r:aio=threads:ro', '--disk', 'x:direct:aio=io_uring']), [
+    { ...drive('rootfs', 'r', true, false, true), ioEngine: 'threads' },
+    { ...drive('disk1', 'x', false, true), ioEngine: 'io_uring' },
   ]);
-  assert.not.match(parseBootArgs(['k', '--disk', 'x']).cmdline, /root=/, 'no ROOTFS, no root=');
+  assert.not.match(guestLine(['k', '--disk', 'x']), /root=/, 'no ROOTFS, no root=');
 });
 
-test('config validation: vCPUs and memory in range', () => {
-  const base = { kernelPath: 'k', cmdline: '', vcpus: 1, memoryMiB: 256, consoleFd: 1, consoleInput: false };
-  validateConfig(base);
-  for (const bad of [{ vcpus: 0 }, { vcpus: 33 }, { vcpus: 1.5 }, { memoryMiB: 8 }, { memoryMiB: 2 ** 21 }]) {
-    assert.throws(() => validateConfig({ ...base, ...bad }), (e: unknown) => e instanceof ConfigError, JSON.stringify(bad));
+test('description validation: vCPUs and memory in range', () => {
+  const base = parseBootArgs(['k']).description;
+  validateDescription(base);
+  for (const bad of [{ vcpuCount: 0 }, { vcpuCount: 33 }, { vcpuCount: 1.5 }, { memSizeMiB: 8 }, { memSizeMiB: 2 ** 21 }]) {
+    assert.throws(() => validateDescription({ ...base, machine: { ...base.machine, ...bad } }), (e: unknown) => e instanceof ConfigError, JSON.stringify(bad));
   }
 });
 

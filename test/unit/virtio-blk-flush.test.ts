@@ -50,7 +50,7 @@ test('FLUSH is not answered while the backend flush is in progress: no status, n
   assert.is(r.driver.usedIdx, 0, 'used idx unchanged');
   assert.is(r.interrupts(), 0, 'no interrupt');
   assert.is(dev.inFlight, 1);
-  assert.is(dev.metrics.flushes, 0);
+  assert.is(dev.metrics().flushes, 0);
 
   be.gates[0]?.release();
   const [e] = await used(r, 1);
@@ -59,7 +59,7 @@ test('FLUSH is not answered while the backend flush is in progress: no status, n
   assert.is(statusOf(r, p), VIRTIO_BLK_S_OK);
   assert.is(r.driver.usedIdx, 1);
   assert.is(r.interrupts(), 1);
-  assert.is(dev.metrics.flushes, 1);
+  assert.is(dev.metrics().flushes, 1);
   assert.is(dev.inFlight, 0);
   await dev.dispose();
 });
@@ -77,9 +77,9 @@ test('a failing backend flush answers the FLUSH VIRTIO_BLK_S_IOERR and counts a 
   const [e] = await used(r, 1);
   assert.is(e?.head, p.head);
   assert.is(statusOf(r, p), VIRTIO_BLK_S_IOERR);
-  assert.is(dev.metrics.backendErrors, 1);
-  assert.is(dev.metrics.ioErrors, 1);
-  assert.is(dev.metrics.flushes, 0, 'a failed flush is not counted as one done');
+  assert.is(dev.metrics().backendErrors, 1);
+  assert.is(dev.metrics().ioErrors, 1);
+  assert.is(dev.metrics().flushes, 0, 'a failed flush is not counted as one done');
   assert.is(r.interrupts(), 1);
   await dev.dispose();
 
@@ -103,7 +103,7 @@ test('a failing backend flush answers the FLUSH VIRTIO_BLK_S_IOERR and counts a 
   dev2.notify(0);
   await used(r2, 1);
   assert.is(statusOf(r2, p2), VIRTIO_BLK_S_IOERR);
-  assert.is(dev2.metrics.backendErrors, 1);
+  assert.is(dev2.metrics().backendErrors, 1);
   await dev2.dispose();
 });
 
@@ -219,10 +219,10 @@ for (const engine of ['threads', 'io_uring'] as const) {
         const [e] = await used(r, 1);
         assert.is(e?.head, f2.head);
         assert.is(statusOf(r, f2), VIRTIO_BLK_S_IOERR, 'the FLUSH after it fails');
-        assert.is(dev.metrics.writes, 2);
-        assert.is(dev.metrics.flushes, 1);
-        assert.is(dev.metrics.backendErrors, 1);
-        assert.is(dev.metrics.engine, engine);
+        assert.is(dev.metrics().writes, 2);
+        assert.is(dev.metrics().flushes, 1);
+        assert.is(dev.metrics().backendErrors, 1);
+        assert.is(dev.metrics().engine, engine);
       } finally {
         await dev.dispose();
       }

@@ -169,9 +169,9 @@ test('IN reads the file across several data descriptors (direct and indirect)', 
   const res = await run(r, dev, [header(VIRTIO_BLK_T_IN, 63)], [512 + 1]);
   assert.is(res.status, VIRTIO_BLK_S_OK);
   assert.equal(res.data, data.subarray(63 * SECTOR));
-  assert.is(dev.metrics.reads, 3);
-  assert.is(dev.metrics.readBytes, 2048 * 2 + 512);
-  assert.is(dev.metrics.descriptors, 5 + 5 + 2, 'header + 4 writable, twice (the indirect table itself not counted), then header + 1');
+  assert.is(dev.metrics().reads, 3);
+  assert.is(dev.metrics().readBytes, 2048 * 2 + 512);
+  assert.is(dev.metrics().descriptors, 5 + 5 + 2, 'header + 4 writable, twice (the indirect table itself not counted), then header + 1');
   assert.ok(r.interrupts() >= 1);
   await dev.dispose();
 });
@@ -199,9 +199,9 @@ test('OUT writes the data descriptors to the file; FLUSH completes after fdatasy
 
   const f = await run(r, dev, [header(VIRTIO_BLK_T_FLUSH, 0)], [1]);
   assert.is(f.status, VIRTIO_BLK_S_OK);
-  assert.is(dev.metrics.flushes, 1);
-  assert.is(dev.metrics.writes, 2);
-  assert.is(dev.metrics.writtenBytes, 2048);
+  assert.is(dev.metrics().flushes, 1);
+  assert.is(dev.metrics().writes, 2);
+  assert.is(dev.metrics().writtenBytes, 2048);
   await dev.dispose();
 });
 
@@ -254,7 +254,7 @@ test('a request beyond capacity gets IOERR and writes nothing (no short write)',
   // Data not a multiple of 512.
   assert.is((await run(r, dev, [header(VIRTIO_BLK_T_OUT, 0), new Uint8Array(100)], [1])).status, VIRTIO_BLK_S_IOERR);
   assert.equal(fileBytes(path), data);
-  assert.is(dev.metrics.ioErrors, 5);
+  assert.is(dev.metrics().ioErrors, 5);
   await dev.dispose();
 });
 
@@ -289,7 +289,7 @@ test('unknown request types get UNSUPP; DISCARD without the feature gets UNSUPP'
     assert.is((await run(r, dev, [header(type, 0)], [64, 1])).status, VIRTIO_BLK_S_UNSUPP, `type ${type}`);
   }
   assert.is((await run(r, dev, [header(VIRTIO_BLK_T_DISCARD, 0), segment(0, 1)], [1])).status, VIRTIO_BLK_S_UNSUPP);
-  assert.is(dev.metrics.unsupported, 6);
+  assert.is(dev.metrics().unsupported, 6);
   await dev.dispose();
 });
 
@@ -321,8 +321,8 @@ test('WRITE_ZEROES zeroes its segments; flags, limits and capacity are checked; 
   if (probe.canDiscard) expected.fill(0, 0, 4 * SECTOR);
   await probe.close();
   assert.equal(fileBytes(path), expected);
-  assert.is(dev.metrics.writeZeroes, 1);
-  assert.is(dev.metrics.discards, 1);
+  assert.is(dev.metrics().writeZeroes, 1);
+  assert.is(dev.metrics().discards, 1);
   await dev.dispose();
 });
 
@@ -346,7 +346,7 @@ test('malformed chains: no status byte, short header, bad descriptors, broken qu
   const [bad] = await used(r, 1);
   assert.equal(bad, { head, len: 0 });
   assert.equal(fileBytes(path), data);
-  assert.is(dev.metrics.malformed, 2);
+  assert.is(dev.metrics().malformed, 2);
   assert.equal(r.resets, []);
   // avail.idx far ahead of the device: the queue is broken -> NEEDS_RESET, further notifies ignored.
   r.driver.setAvailIdx(r.driver.publishedIdx + 100);
@@ -420,8 +420,8 @@ test('a read the backend answers at once completes inside notify, one interrupt 
   assert.ok(r.memory.slice((b.writable[0] as GuestBuffer).addr, 4096).every((x) => x === 0xc3));
   assert.equal(r.driver.collectUsed().map((u) => u.len), [1025, 4097]);
   assert.is(be.gates.length, 0);
-  assert.is(dev.metrics.cachedReads, 2);
-  assert.is(dev.metrics.reads, 2);
+  assert.is(dev.metrics().cachedReads, 2);
+  assert.is(dev.metrics().reads, 2);
   await sleep(5);
   assert.is(r.interrupts(), 1, 'no second interrupt from a leftover setImmediate');
   await dev.dispose();
@@ -439,7 +439,7 @@ test('a read the backend cannot answer at once goes the asynchronous way; a fail
   miss.gates[0]?.release();
   await used(r, 1);
   assert.is(statusOf(r, a), VIRTIO_BLK_S_OK);
-  assert.is(dev.metrics.cachedReads, 0);
+  assert.is(dev.metrics().cachedReads, 0);
   await dev.dispose();
 
   const fail = new CachedBackend('fail');
@@ -449,7 +449,7 @@ test('a read the backend cannot answer at once goes the asynchronous way; a fail
   dev2.notify(0);
   assert.is(r2.driver.usedIdx, 1);
   assert.is(statusOf(r2, c), VIRTIO_BLK_S_IOERR);
-  assert.is(dev2.metrics.backendErrors, 1);
+  assert.is(dev2.metrics().backendErrors, 1);
   assert.is(fail.gates.length, 0);
   await dev2.dispose();
 });
@@ -470,10 +470,10 @@ test('a read whose prefix the backend answers at once reads only the rest the as
   const data = new Uint8Array([...r.memory.slice((a.writable[0] as GuestBuffer).addr, 1024), ...r.memory.slice((a.writable[1] as GuestBuffer).addr, 3072)]);
   assert.ok(data.subarray(0, 1536).every((x) => x === 0xc3), 'the prefix, from readNow');
   assert.ok(data.subarray(1536).every((x) => x === 0x5a), 'the rest, from startRead');
-  assert.is(dev.metrics.partlyCachedReads, 1);
-  assert.is(dev.metrics.cachedReads, 0);
-  assert.is(dev.metrics.reads, 1);
-  assert.is(dev.metrics.readBytes, 4096);
+  assert.is(dev.metrics().partlyCachedReads, 1);
+  assert.is(dev.metrics().cachedReads, 0);
+  assert.is(dev.metrics().reads, 1);
+  assert.is(dev.metrics().readBytes, 4096);
   await dev.dispose();
 });
 
@@ -541,7 +541,7 @@ test('completions come out of order; a backend failure is IOERR', async () => {
   const [second] = await used(r, 1);
   assert.is(second?.head, a.head);
   assert.is(statusOf(r, a), VIRTIO_BLK_S_IOERR);
-  assert.is(dev.metrics.backendErrors, 1);
+  assert.is(dev.metrics().backendErrors, 1);
   assert.is(dev.inFlight, 0);
   await dev.dispose();
   assert.ok(be.closed);
@@ -560,7 +560,7 @@ test('reset while a request is in flight: its completion touches neither the rin
   await sleep(5);
   assert.is(r.driver.usedIdx, 0);
   assert.is(r.memory.readU8((p.writable[0] as GuestBuffer).addr), 0x5a);
-  assert.is(dev.metrics.dropped, 1);
+  assert.is(dev.metrics().dropped, 1);
   assert.is(r.interrupts(), 0);
   // Notifies after reset are ignored until the next activate.
   dev.notify(0);
@@ -582,7 +582,7 @@ test('reset while a request is in flight: its completion touches neither the rin
   assert.is(real.inFlight, 0, 'quiesce() waited for it');
   await sleep(5);
   assert.is(r2.driver.usedIdx, 0);
-  assert.is(real.metrics.dropped, 1);
+  assert.is(real.metrics().dropped, 1);
   assert.equal(r2.memory.slice(inBuf.addr, inBuf.len), data.subarray(0, 4096), 'the data landed before quiesce() resolved');
   const r3 = rig(real);
   const res = await run(r3, real, [header(VIRTIO_BLK_T_IN, 1)], [512, 1]);
@@ -606,7 +606,7 @@ test('many requests in one notify: all complete, interrupts are coalesced; dispo
     assert.equal(dataOf(r, posted[i] as Posted, 2048), data.subarray(i * 2048, (i + 1) * 2048));
   }
   assert.ok(r.interrupts() >= 1 && r.interrupts() <= 8, `${r.interrupts()} interrupts`);
-  assert.is(dev.metrics.interrupts, r.interrupts());
+  assert.is(dev.metrics().interrupts, r.interrupts());
   // dispose with a request in flight waits for it, then closes the file.
   post(r, [header(VIRTIO_BLK_T_IN, 0)], [512, 1]);
   dev.notify(0);
@@ -761,10 +761,10 @@ forEachEngine('direct mode (O_DIRECT): aligned transfers go past the page cache;
   const rd = await run(r, dev, [header(VIRTIO_BLK_T_IN, 10)], [512, 1]);
   assert.is(rd.status, VIRTIO_BLK_S_OK);
   assert.ok(rd.data.every((b) => b === 0x5c));
-  assert.is(dev.metrics.cachedReads, 0);
-  assert.ok((dev.metrics.bufferedFallbacks ?? 0) >= 1);
-  assert.is(dev.metrics.directRefused, 0);
-  assert.is(dev.metrics.engine, engine);
+  assert.is(dev.metrics().cachedReads, 0);
+  assert.ok((dev.metrics().bufferedFallbacks ?? 0) >= 1);
+  assert.is(dev.metrics().directRefused, 0);
+  assert.is(dev.metrics().engine, engine);
   await dev.dispose();
 }, noODirect);
 
@@ -791,7 +791,7 @@ test('interrupt checks: at once for the last request in flight, once per turn wh
   assert.is(r.interrupts(), 2, 'the last request in flight: interrupt without waiting for another turn');
   await sleep(5);
   assert.is(r.interrupts(), 2, 'and no second one from a leftover check');
-  assert.is(dev.metrics.interrupts, 2);
+  assert.is(dev.metrics().interrupts, 2);
   await dev.dispose();
 });
 
@@ -858,7 +858,7 @@ test('direct mode: the O_DIRECT alignment comes from statx where the file system
   assert.is(buffered.alignment, undefined);
   assert.is(buffered.blockSize, 512);
   const plain = VirtioBlock.withBackend(buffered);
-  assert.not.ok('bufferedFallbacks' in plain.metrics, 'the direct-mode counters appear only in direct mode');
+  assert.not.ok('bufferedFallbacks' in plain.metrics(), 'the direct-mode counters appear only in direct mode');
   await plain.dispose();
 });
 

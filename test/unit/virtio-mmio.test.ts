@@ -254,6 +254,7 @@ test('activation: a reset is acknowledged only after the device is quiet; a rese
     notify: () => undefined,
     reset: () => calls.push('reset'),
     quiesce: () => new Promise<void>((res) => (release = res)),
+    metrics: () => ({}),
     dispose: async () => undefined,
   };
   const activation = new VirtioActivation(state, device, memory, () => undefined);

@@ -13,6 +13,8 @@ export class VirtioActivation {
   /** The transport's reset sequence number last handled, and the last one acknowledged. */
   private resetSeen: number;
   private resetAcked: number;
+  /** The transport's config-write counter last handled. */
+  private configWritesSeen: number;
   /** The queues of the current activation (for describe()). */
   private queues: (SplitQueue | undefined)[] = [];
 
@@ -25,6 +27,7 @@ export class VirtioActivation {
     private readonly log: (line: string) => void = () => {},
   ) {
     this.resetSeen = this.resetAcked = state.resetSequence;
+    this.configWritesSeen = state.configWrites;
   }
 
   get isActive(): boolean {
@@ -38,7 +41,13 @@ export class VirtioActivation {
     return lines;
   }
 
+  /** The transport's event: a status change (reset, DRIVER_OK) or a config-space write. */
   onStatus(): void {
+    const writes = this.state.configWrites;
+    if (writes !== this.configWritesSeen) {
+      this.configWritesSeen = writes;
+      this.device.configWritten?.(this.state.configSnapshot());
+    }
     // A reset is told by the transport's reset counter, not by Status = 0: the driver may have
     // reset and set Status again before this runs (only without a ResetBarrier holding it).
     const seq = this.state.resetSequence;

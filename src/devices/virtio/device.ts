@@ -18,6 +18,39 @@ export interface ActivateContext {
   needsReset(reason: string): void;
 }
 
+/** A device's counters for `--stats`, reports and (with the API) Firecracker-style metrics. */
+export type DeviceMetrics = Readonly<Record<string, number | string | boolean>>;
+
+/** A shared-memory region the device offers (virtio 1.2 §2.10), e.g. virtio-fs's DAX window (shmid 0). */
+export interface SharedMemoryRequest {
+  /** The shmid the driver selects it by (SHMSel). */
+  id: number;
+  /** Bytes; the VMM places it in guest-physical space above RAM, aligned to `align`. */
+  length: bigint;
+  align: bigint;
+}
+
+/** Where the VMM put a requested shared-memory region. */
+export interface SharedMemoryGrant {
+  id: number;
+  guestPhysAddr: bigint;
+  length: bigint;
+}
+
+/** What the VMM gives a device once it is placed in a VM (VirtioDevice.attach). */
+export interface DeviceHost {
+  /**
+   * The device changed its configuration space: `update` edits it (under the transport's lock,
+   * with the config generation bumped, §2.5.1/§4.2.2) and the driver gets a configuration-change
+   * interrupt (§2.1.2 / §4.2.2 InterruptStatus bit 1).
+   */
+  updateConfig(update: (config: Uint8Array) => void): void;
+  /** The shared-memory regions the device asked for, placed. */
+  readonly sharedMemory: readonly SharedMemoryGrant[];
+  /** A line for the VMM's debug log. */
+  log(line: string): void;
+}
+
 export interface VirtioDevice {
   /** virtio device ID (§5): 2 block, 1 net, 19 vsock, 26 fs, 4 rng. */
   readonly deviceId: number;
@@ -26,6 +59,16 @@ export interface VirtioDevice {
   readonly queueMaxSizes: readonly number[];
   /** Device-specific configuration space, as the driver first reads it. */
   readonly config: Uint8Array;
+  /** Config-space byte ranges the driver may write (absent: all read-only); see configWritten. */
+  readonly writableConfig?: readonly { offset: number; length: number }[];
+  /** Shared-memory regions to place (absent or empty: none; the transport then reads length ~0, §4.2.2). */
+  readonly sharedMemory?: readonly SharedMemoryRequest[];
+  /** Called once, when the VMM places the device, before the driver can see it. */
+  attach?(host: DeviceHost): void;
+  /** The driver wrote a writable part of the config space; `config` is the whole space now. */
+  configWritten?(config: Uint8Array): void;
+  /** Counters, a snapshot. */
+  metrics(): DeviceMetrics;
   /** DRIVER_OK: start serving the queues. */
   activate(ctx: ActivateContext): void;
   /** The driver notified queue `index`. */

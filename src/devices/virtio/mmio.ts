@@ -62,7 +62,11 @@ const SHM_BASE = C.queues + MAX_QUEUES * Q_CELLS; // per region: baseLo, baseHi,
  * finished (see ResetBarrier). */
 const RESET_SEQ = SHM_BASE + MAX_SHM_REGIONS * 4;
 const RESET_ACK = RESET_SEQ + 1;
-const CELLS = RESET_ACK + 1;
+/** Config-space writes by the driver the device has not seen yet are told by this counter. */
+const CONFIG_WRITE_SEQ = RESET_ACK + 1;
+/** One bit per config-space byte the driver may write (TransportDescription.writableConfig). */
+const CONFIG_WRITABLE = CONFIG_WRITE_SEQ + 1;
+const CELLS = CONFIG_WRITABLE + CONFIG_SPACE_SIZE / 32;
 /** How long a held reset sleeps between looks at ResetBarrier.stopped(). */
 const RESET_WAIT_SLICE_MS = 20;
 
@@ -84,6 +88,8 @@ export interface TransportDescription {
   config?: Uint8Array;
   /** Shared-memory regions (§2.10), e.g. a virtio-fs DAX window: guest-physical base and length. */
   shm?: readonly { base: number; length: number }[];
+  /** Config-space byte ranges the driver may write (device types with writable fields); the rest is read-only. */
+  writableConfig?: readonly { offset: number; length: number }[];
 }
 
 export interface QueueConfig {
@@ -99,6 +105,8 @@ export interface TransportEvents {
   statusChanged(status: number): void;
   /** A QueueNotify write that reached the bus (no ioeventfd on it). */
   queueNotify(queue: number): void;
+  /** The driver wrote a writable part of the config space (TransportState.configWrites counts them). */
+  configWritten?(): void;
 }
 
 export class TransportConfigError extends Error {
@@ -282,11 +290,50 @@ export class TransportState {
       c[o + 3] = hi32(BigInt(r.length));
     });
     c[C.numShm] = d.shm?.length ?? 0;
+    for (const r of d.writableConfig ?? []) {
+      if (!Number.isInteger(r.offset) || !Number.isInteger(r.length) || r.offset < 0 || r.length < 1 || r.offset + r.length > (d.config?.byteLength ?? 0)) {
+        throw new TransportConfigError(`writable config range [${r.offset}, +${r.length}) is outside the ${d.config?.byteLength ?? 0}-byte config space`);
+      }
+      for (let b = r.offset; b < r.offset + r.length; b++) c[CONFIG_WRITABLE + (b >> 5)] = (c[CONFIG_WRITABLE + (b >> 5)] as number) | (1 << (b & 31));
+    }
     return sab;
   }
 
   get status(): number {
     return Atomics.load(this.cells, C.status);
+  }
+
+  /** How many config-space writes the driver made (wraps at 2^32); the device side compares. */
+  get configWrites(): number {
+    return Atomics.load(this.cells, CONFIG_WRITE_SEQ);
+  }
+
+  /** Whether the driver may write config bytes [offset, offset + length). */
+  configWritable(offset: number, length: number): boolean {
+    if (offset < 0 || length < 1 || offset + length > CONFIG_SPACE_SIZE) return false;
+    for (let b = offset; b < offset + length; b++) {
+      if ((((this.cells[CONFIG_WRITABLE + (b >> 5)] as number) >>> (b & 31)) & 1) === 0) return false;
+    }
+    return true;
+  }
+
+  /** A copy of the config space as it is now (taken under the lock). */
+  configSnapshot(): Uint8Array {
+    lock(this.cells, C.lock);
+    try {
+      return this.config.slice(0, this.cells[C.configLen] as number);
+    } finally {
+      unlock(this.cells, C.lock);
+    }
+  }
+
+  /** Applies a driver's config write (vCPU side, caller holds the lock); false when refused. */
+  writeConfigLocked(offset: number, data: Uint8Array): boolean {
+    if (!this.configWritable(offset, data.byteLength)) return false;
+    this.config.set(data, offset);
+    Atomics.add(this.cells, CONFIG_WRITE_SEQ, 1);
+    this.renderPageLocked();
+    return true;
   }
 
   /** How many resets the driver has asked for (wraps at 2^32). */
@@ -502,7 +549,10 @@ export class MmioTransport implements BusDevice {
   }
 
   write(offset: number, data: Uint8Array): void {
-    if (offset >= REG.config) return; // config writes: no device here takes them yet
+    if (offset >= REG.config) {
+      this.writeConfig(offset - REG.config, data);
+      return;
+    }
     if (data.byteLength !== 4 || offset % 4 !== 0) return;
     const v = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
     let after: (() => void) | undefined;
@@ -514,6 +564,22 @@ export class MmioTransport implements BusDevice {
       unlock(this.c, C.lock);
     }
     after?.(); // callbacks run without the lock held
+  }
+
+  /**
+   * A driver's config-space write: applied only where the device declared the bytes writable
+   * (TransportDescription.writableConfig; §4.2.2 leaves other writes to the device type, and
+   * every type here makes them read-only), then told to the device side.
+   */
+  private writeConfig(offset: number, data: Uint8Array): void {
+    let applied: boolean;
+    lock(this.c, C.lock);
+    try {
+      applied = this.state.writeConfigLocked(offset, data);
+    } finally {
+      unlock(this.c, C.lock);
+    }
+    if (applied) this.events.configWritten?.();
   }
 
   private readConfig(offset: number, data: Uint8Array): void {

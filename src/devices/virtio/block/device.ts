@@ -229,7 +229,7 @@ export class VirtioBlock implements VirtioDevice {
 
   /** A snapshot of the counters, plus requests in flight now and (direct mode) the backend's
    * requests that O_DIRECT could not take (FileBackend.bufferedFallbacks, directRefused). */
-  get metrics(): Readonly<BlockMetrics> & { inFlight: number; engine?: IoEngine; bufferedFallbacks?: number; directRefused?: number } {
+  metrics(): Readonly<BlockMetrics> & { inFlight: number; engine?: IoEngine; bufferedFallbacks?: number; directRefused?: number } {
     const { direct, bufferedFallbacks, directRefused, engine } = this.backend;
     return {
       ...this.metricsData,

@@ -1,0 +1,48 @@
+// Each device kind of a VM description opened by its own factory, in the order the guest sees
+// them, with the user's id as the device's name. A device that fails to open releases the ones
+// opened before it (they are on the caller's DisposalStack).
+import { VirtioBlock } from '../devices/virtio/block/index.js';
+import type { VirtioDevice } from '../devices/virtio/device.js';
+import type { DisposalStack } from './disposal-stack.js';
+import { ConfigError, drivesInGuestOrder, type DriveDescription, type VmDescription } from './vm-description.js';
+
+export type DeviceKind = 'virtio-blk' | 'virtio-vsock';
+
+export interface OpenedDevice {
+  /** The user's id (drive_id, vsock_id): the device's name in reports, metrics and the API. */
+  id: string;
+  kind: DeviceKind;
+  device: VirtioDevice;
+}
+
+/** A device that cannot be opened (its backend file, socket ...): names the device and the cause. */
+export class DeviceOpenError extends Error {
+  constructor(id: string, kind: DeviceKind, cause: unknown) {
+    super(`${kind} ${id}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'DeviceOpenError';
+  }
+}
+
+async function openDrive(d: DriveDescription): Promise<VirtioDevice> {
+  return VirtioBlock.open({ path: d.pathOnHost, readOnly: d.isReadOnly, direct: d.direct, ...(d.ioEngine ? { engine: d.ioEngine } : {}) });
+}
+
+/** Opens every device of `d`; each one's dispose() goes on `stack` as soon as it is open. */
+export async function openDevices(d: VmDescription, stack: DisposalStack): Promise<OpenedDevice[]> {
+  if (d.fsShares.length > 0) throw new ConfigError(`fs share ${d.fsShares[0]?.fsId}: virtio-fs is not part of this build yet`);
+  if (d.networkInterfaces.length > 0) throw new ConfigError(`network interface ${d.networkInterfaces[0]?.ifaceId}: virtio-net is not part of this build yet`);
+  if (d.vsock) throw new ConfigError(`vsock ${d.vsock.vsockId}: virtio-vsock is not part of this build yet`);
+  const out: OpenedDevice[] = [];
+  const open = async (id: string, kind: DeviceKind, make: () => Promise<VirtioDevice>): Promise<void> => {
+    let device: VirtioDevice;
+    try {
+      device = await make();
+    } catch (e) {
+      throw new DeviceOpenError(id, kind, e);
+    }
+    stack.defer(`${kind} ${id}`, () => device.dispose());
+    out.push({ id, kind, device });
+  };
+  for (const drive of drivesInGuestOrder(d)) await open(drive.driveId, 'virtio-blk', () => openDrive(drive));
+  return out;
+}
