@@ -62,8 +62,8 @@ export class ActiveQueue {
     this.notifier = new UsedNotifier(ring, {
       live: () => owner.live,
       raise: () => owner.interrupt(),
-      ...(options.checkAtOnce ? { checkAtOnce: options.checkAtOnce } : {}),
-      ...(options.onInterrupt ? { onInterrupt: options.onInterrupt } : {}),
+      checkAtOnce: options.checkAtOnce,
+      onInterrupt: options.onInterrupt,
     });
   }
 
