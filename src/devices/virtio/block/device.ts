@@ -1,32 +1,32 @@
 // virtio-blk (virtio 1.2 §5.2): one request queue over a raw image file.
 //
-// notify(0) drains the available ring (§2.7.13 notification suppression: disabled while draining,
-// re-enabled and re-checked before returning), parses each chain (request.ts) and starts its
-// backend work at once, without waiting for the previous one: requests complete out of order,
-// which virtio-blk allows (each carries its own status; ordering is the driver's business, and a
-// FLUSH covers the writes that completed before it was issued, §5.2.6.4).
+// notify(0) drains the available ring (ActiveQueue.drain: notification suppression, §2.7.10),
+// parses each chain (request.ts) and starts its backend work at once, without waiting for the
+// previous one: requests complete out of order, which virtio-blk allows (each carries its own
+// status; ordering is the driver's business, and a FLUSH covers the writes that completed before
+// it was issued, §5.2.6.4).
 // A read whose data the host's page cache holds completes at once, inside the drain
 // (backend.readNow: no threadpool round trip, straight into the guest's buffers; where the cache
 // holds only a prefix, the rest goes the asynchronous way without reading the prefix again);
 // everything else completes later, from libuv (reads and writes through the backend's callback
 // forms, startRead and startWrite: no promise per request). On completion the status byte is
-// written and the chain returned with pushUsed; the interrupt check comes once per batch: at the
-// end of the drain for what completed inside it, at once for the last request in flight, else
-// once per event-loop turn (setImmediate), so a batch of completions costs one
+// written and the chain returned with pushUsed; the interrupt check comes once per batch
+// (UsedNotifier): at the end of the drain for what completed inside it, at once for the last
+// request in flight, else once per event-loop turn, so a batch of completions costs one
 // needsNotification and at most one interrupt.
 //
-// Reset. reset() forgets the activation: a completion from an earlier one writes no status,
-// touches no ring and raises no interrupt. Data moves straight between the image and the guest's
-// buffers (zero copy, both ways), and a transfer handed to the threadpool or the io_uring cannot
-// be cancelled; quiesce() therefore resolves only when no backend work is in flight, and the
-// transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so the driver
+// Reset. reset() ends the activation's QueueSession: a completion from an earlier one writes no
+// status, touches no ring and raises no interrupt. Data moves straight between the image and the
+// guest's buffers (zero copy, both ways), and a transfer handed to the threadpool or the io_uring
+// cannot be cancelled; quiesce() therefore resolves only when no backend work is in flight, and
+// the transport holds the driver's reset write until then (ResetBarrier, mmio.ts), so the driver
 // cannot reuse those pages while a read may still land in them (virtio 1.2 §2.4).
 import { createHash } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import type { ActivateContext, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../chain.js';
-import type { SplitQueue } from '../queue.js';
-import { VirtioChainError, VirtioQueueError } from '../errors.js';
+import type { ActiveQueue } from '../active-queue.js';
+import { QueueSession } from '../queue-session.js';
 import {
   QUEUE_MAX_SIZE,
   VIRTIO_BLK_DEVICE_ID,
@@ -154,17 +154,10 @@ export function defaultSerial(path: string): string {
 
 /** One activation: what a completion checks to know whether it is still wanted. */
 interface Active {
-  readonly ctx: ActivateContext;
-  readonly queue: SplitQueue;
+  readonly session: QueueSession;
+  /** Queue 0, the request queue. */
+  readonly requests: ActiveQueue;
   readonly limits: RequestLimits;
-  broken: boolean;
-  /** A setImmediate interrupt check is scheduled. */
-  interruptPending: boolean;
-  /** Inside drain(): completions leave the interrupt check to its end (interruptOwed). */
-  draining: boolean;
-  interruptOwed: boolean;
-  /** Used entries were pushed since the last needsNotification check. */
-  unchecked: boolean;
 }
 
 export class VirtioBlock implements VirtioDevice {
@@ -256,40 +249,51 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   activate(ctx: ActivateContext): void {
-    const queue = ctx.queues[0];
+    this.reset();
     if (this.disposed) {
       ctx.needsReset('virtio-blk: activated after dispose()');
       return;
     }
-    if (!queue) {
+    const m = this.metricsData;
+    const session = new QueueSession(ctx, 'virtio-blk');
+    const requests = session.queue(0, {
+      // The last request in flight has no later completion to batch with: waiting a turn would
+      // cost every request at queue depth 1 an extra epoll_wait. inFlightCount still counts the
+      // request completing now (settled() comes after).
+      checkAtOnce: () => this.inFlightCount <= 1,
+      onInterrupt: () => {
+        m.interrupts++;
+      },
+      onBadChain: () => {
+        m.requests++;
+        m.malformed++;
+      },
+    });
+    if (!requests) {
       ctx.needsReset('virtio-blk: DRIVER_OK without request queue 0 ready');
       return;
     }
     const has = (bit: number): boolean => ((ctx.features & this.features) >> BigInt(bit)) & 1n ? true : false;
     this.active = {
-      ctx,
-      queue,
+      session,
+      requests,
       limits: {
         capacity: Number(this.capacity),
         readOnly: this.geometry.readOnly,
         discard: has(VIRTIO_BLK_F_DISCARD),
         writeZeroes: has(VIRTIO_BLK_F_WRITE_ZEROES),
       },
-      broken: false,
-      interruptPending: false,
-      draining: false,
-      interruptOwed: false,
-      unchecked: false,
     };
   }
 
   notify(index: number): void {
     const a = this.active;
-    if (index !== 0 || !a || a.broken) return;
-    this.drain(a);
+    if (index !== 0 || !a) return;
+    a.requests.drain((chain) => this.start(a, chain));
   }
 
   reset(): void {
+    this.active?.session.end();
     this.active = undefined;
   }
 
@@ -301,62 +305,7 @@ export class VirtioBlock implements VirtioDevice {
     await this.backend.close();
   }
 
-  // --- the queue -------------------------------------------------------------------------------
-
-  private fatal(a: Active, reason: string): void {
-    a.broken = true;
-    a.ctx.needsReset(reason);
-  }
-
-  private drain(a: Active): void {
-    a.draining = true;
-    try {
-      this.drainQueue(a);
-    } finally {
-      a.draining = false;
-    }
-    if (a.interruptOwed) {
-      a.interruptOwed = false;
-      // A check already scheduled for this turn covers these completions too.
-      if (!a.interruptPending) this.interruptIfNeeded(a);
-    }
-  }
-
-  private drainQueue(a: Active): void {
-    const q = a.queue;
-    try {
-      for (;;) {
-        q.disableNotification();
-        for (;;) {
-          let chain: DescriptorChain | undefined;
-          try {
-            chain = q.popAvail();
-          } catch (e) {
-            if (!(e instanceof VirtioChainError)) throw e;
-            this.metricsData.requests++;
-            this.metricsData.malformed++;
-            if (!e.returnable) {
-              this.fatal(a, `virtio-blk: ${e.message}`);
-              return;
-            }
-            q.pushUsed(e.head, 0);
-            this.scheduleInterrupt(a);
-            continue;
-          }
-          if (!chain) break;
-          this.start(a, chain);
-          if (a.broken || this.active !== a) return;
-        }
-        if (!q.enableNotification()) break;
-      }
-    } catch (e) {
-      if (e instanceof VirtioQueueError) {
-        this.fatal(a, `virtio-blk: ${e.message}`);
-        return;
-      }
-      throw e;
-    }
-  }
+  // --- requests ------------------------------------------------------------------------------
 
   private start(a: Active, chain: DescriptorChain): void {
     const m = this.metricsData;
@@ -365,8 +314,7 @@ export class VirtioBlock implements VirtioDevice {
     const req = parseRequest(chain, a.limits);
     if (isUnusable(req)) {
       m.malformed++;
-      a.queue.pushUsed(req.head, 0);
-      this.scheduleInterrupt(a);
+      a.requests.pushUsed(req.head, 0);
       return;
     }
     const op = req.op;
@@ -484,7 +432,7 @@ export class VirtioBlock implements VirtioDevice {
    */
   private complete(a: Active, chain: DescriptorChain, req: ParsedRequest, status: BlockStatus, dataWritten: number): void {
     const m = this.metricsData;
-    if (this.active !== a || a.broken) {
+    if (this.active !== a || !a.session.live) {
       m.dropped++;
       return;
     }
@@ -495,51 +443,6 @@ export class VirtioBlock implements VirtioDevice {
     const unwritten = req.writableLength - 1 - dataWritten;
     if (unwritten > 0) for (const v of w.take(unwritten)) v.fill(0);
     w.write(STATUS_BYTE[status]);
-    try {
-      a.queue.pushUsed(req.head, req.writableLength);
-    } catch (e) {
-      if (e instanceof VirtioQueueError) {
-        this.fatal(a, `virtio-blk: ${e.message}`);
-        return;
-      }
-      throw e;
-    }
-    this.scheduleInterrupt(a);
-  }
-
-  /**
-   * One needsNotification check per batch of completions (§2.7.7): at the end of the drain for
-   * those inside it; at once for the last request in flight (no later completion to batch it
-   * with: at queue depth 1 waiting for the next event-loop turn would cost every request a
-   * non-blocking epoll_wait and the immediate's bookkeeping); else once per event-loop turn,
-   * after that turn's completions.
-   */
-  private scheduleInterrupt(a: Active): void {
-    a.unchecked = true;
-    if (a.draining) {
-      a.interruptOwed = true;
-      return;
-    }
-    // inFlightCount still counts the request completing now (settled() comes after).
-    if (this.inFlightCount <= 1) {
-      this.interruptIfNeeded(a);
-      return;
-    }
-    if (a.interruptPending) return;
-    a.interruptPending = true;
-    setImmediate(() => {
-      a.interruptPending = false;
-      this.interruptIfNeeded(a);
-    });
-  }
-
-  private interruptIfNeeded(a: Active): void {
-    // Nothing new since the last check (a check at once may leave a scheduled one nothing to do).
-    if (this.active !== a || a.broken || !a.unchecked) return;
-    a.unchecked = false;
-    if (a.queue.needsNotification()) {
-      this.metricsData.interrupts++;
-      a.ctx.interrupt();
-    }
+    a.requests.pushUsed(req.head, req.writableLength);
   }
 }
