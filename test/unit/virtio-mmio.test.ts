@@ -293,4 +293,38 @@ test('activation: a reset is acknowledged only after the device is quiet; a rese
   assert.equal(calls, ['activate', 'reset', 'activate', 'reset', 'activate']);
   release();
 });
+test('config writes: applied only to the bytes the device declared writable, then told to the device once', () => {
+  const sab = TransportState.create({ deviceId: 2, features: 0n, queueMaxSizes: [8], config: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), writableConfig: [{ offset: 4, length: 2 }] });
+  const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x10000 }]);
+  const state = new TransportState(sab);
+  const seen: number[][] = [];
+  const device: VirtioDevice = {
+    deviceId: 2,
+    features: 0n,
+    queueMaxSizes: [8],
+    config: new Uint8Array(8),
+    activate: () => undefined,
+    notify: () => undefined,
+    reset: () => undefined,
+    dispose: () => Promise.resolve(),
+    configWritten: (config) => seen.push([...config]),
+    metrics: () => ({}),
+  };
+  const activation = new VirtioActivation(state, device, memory, () => undefined);
+  let told = 0;
+  const t = new MmioTransport(sab, { statusChanged: () => activation.onStatus(), queueNotify: () => undefined, configWritten: () => told++ }, memory);
+  t.write(REG.config + 4, Uint8Array.of(0xaa, 0xbb));
+  t.write(REG.config + 5, Uint8Array.of(0xcc, 0xdd)); // byte 6 is read-only: refused whole
+  t.write(REG.config + 0, Uint8Array.of(0xee)); // read-only
+  assert.is(told, 1);
+  assert.is(state.configWrites, 1);
+  const read = new Uint8Array(8);
+  t.read(REG.config, read);
+  assert.equal([...read], [1, 2, 3, 4, 0xaa, 0xbb, 7, 8]);
+  activation.onStatus();
+  activation.onStatus();
+  assert.equal(seen, [[1, 2, 3, 4, 0xaa, 0xbb, 7, 8]], 'the device sees each write once, with the whole config space');
+  assert.throws(() => TransportState.create({ deviceId: 2, features: 0n, queueMaxSizes: [8], config: new Uint8Array(4), writableConfig: [{ offset: 2, length: 4 }] }), (e: unknown) => e instanceof TransportConfigError);
+});
+
 test.run();
