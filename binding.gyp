@@ -9,6 +9,7 @@
         "addon/vcpu.cc",
         "addon/vcpu_thread.cc",
         "addon/eventfd.cc",
+        "addon/uv_poll.cc",
         "addon/fileio.cc",
         "addon/io_ring.cc"
       ],
