@@ -9,6 +9,8 @@
         "addon/vcpu.cc",
         "addon/vcpu_thread.cc",
         "addon/eventfd.cc",
+        "addon/uv_poll.cc",
+        "addon/fd_watcher.cc",
         "addon/fileio.cc",
         "addon/io_ring.cc"
       ],

@@ -86,6 +86,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsvmm::InitMemory(env, exports);
   tsvmm::InitVcpu(env, exports);
   tsvmm::InitEventFd(env, exports);
+  tsvmm::InitFdWatcher(env, exports);
   tsvmm::InitFileIo(env, exports);
   tsvmm::InitIoRing(env, exports);
   tsvmm::InitVcpuThread(env, exports);

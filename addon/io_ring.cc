@@ -6,7 +6,7 @@
 // session 7). With io_uring the request is handed to the kernel in the submitting call; an
 // O_DIRECT transfer needs no user-space thread at all, and a buffered one that must wait is
 // carried by the kernel's own io-wq. The completion signals an eventfd registered with the ring,
-// which a uv_poll watches like every other fd of ours (design.md, "Event loop").
+// which a UvPoll (uv_poll.h) watches like every other fd of ours (design.md, "Event loop").
 //
 // The addon only moves bytes: which requests, in what order, and what a result means stay in
 // TypeScript (src/vmm/io-ring.ts). Each operation carries a 32-bit tag chosen by JS; each
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common.h"
+#include "uv_poll.h"
 
 #ifdef TSVMM_HAVE_LIBURING
 #include <liburing.h>
@@ -93,28 +94,16 @@ class IoRing : public Napi::ObjectWrap<IoRing> {
     }
     eventFd_ = std::move(efd);
 
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    try {
+      poll_.Init(env, eventFd_.Get(), [this](int status, int) { OnPoll(status); });
+      poll_.SetEvents(env, UV_READABLE);
+    } catch (...) {
       Teardown();
-      throw Napi::Error::New(env, "no libuv loop");
-    }
-    poll_ = new uv_poll_t;
-    rc = uv_poll_init(loop, poll_, eventFd_.Get());
-    if (rc != 0) {
-      delete poll_;
-      poll_ = nullptr;
-      Teardown();
-      throw ErrnoError(env, "uv_poll_init", -rc);
-    }
-    poll_->data = this;
-    rc = uv_poll_start(poll_, UV_READABLE, OnPoll);
-    if (rc != 0) {
-      Teardown();
-      throw ErrnoError(env, "uv_poll_start", -rc);
+      throw;
     }
     // The watcher keeps the process alive only while operations are in flight, like a pending
     // fs call; an idle ring does not hold the event loop open.
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    poll_.Unref();
     Ref();  // stay alive while the ring is up, even if JS drops the object
   }
 
@@ -181,28 +170,28 @@ class IoRing : public Napi::ObjectWrap<IoRing> {
       rc = io_uring_submit(&ring_);
     } while (rc == -EINTR);
     if (rc < 0) throw ErrnoError(env, std::string(op) + " io_uring_enter", -rc);
-    if (inFlight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (inFlight_++ == 0) poll_.Ref();
   }
 
-  static void OnPoll(uv_poll_t* handle, int status, int) {
-    auto* self = static_cast<IoRing*>(handle->data);
-    if (!self || !self->ringUp_) return;
-    Napi::Env env = self->Env();
+  // The completion eventfd is readable: reset it, then take what the completion ring holds.
+  void OnPoll(int status) {
+    if (!ringUp_) return;
+    Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      self->Deliver({ErrnoError(env, "uv_poll", -status).Value()});
+      Deliver({ErrnoError(env, "uv_poll", -status, "io_uring eventfd").Value()});
       return;
     }
     uint64_t count;
     ssize_t n;
     do {
-      n = read(self->eventFd_.Get(), &count, sizeof count);
+      n = read(eventFd_.Get(), &count, sizeof count);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno != EAGAIN) {
-      self->Deliver({ErrnoError(env, "read", errno, "io_uring eventfd").Value()});
+      Deliver({ErrnoError(env, "read", errno, "io_uring eventfd").Value()});
       return;
     }
-    self->Drain(env);
+    Drain(env);
   }
 
   // Copies completions into the shared array and hands them to JS, a batch at a time, until the
@@ -223,30 +212,17 @@ class IoRing : public Napi::ObjectWrap<IoRing> {
       if (n == 0) return;
       io_uring_cq_advance(&ring_, n);
       inFlight_ -= n;
-      if (inFlight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+      if (inFlight_ == 0) poll_.Unref();
       Deliver({env.Undefined(), Napi::Number::New(env, n)});
     }
   }
 
-  // As FdWatcher::Deliver: MakeCallback, so promise jobs run before control returns to libuv.
-  void Deliver(const std::initializer_list<napi_value>& args) {
-    Napi::Env env = Env();
-    try {
-      callback_.MakeCallback(Value(), args);
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    }
-  }
+  void Deliver(std::initializer_list<napi_value> args) { CallFromLoop(Env(), callback_, Value(), args); }
 
   // Stops watching and exits the ring. The kernel finishes or cancels what is still in flight on
   // its own; JS closes only a ring with nothing in flight (the device quiesces first).
   void Teardown() {
-    if (poll_) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
+    poll_.Close();
     if (ringUp_) {
       io_uring_queue_exit(&ring_);
       ringUp_ = false;
@@ -257,7 +233,7 @@ class IoRing : public Napi::ObjectWrap<IoRing> {
   io_uring ring_ = {};
   bool ringUp_ = false;
   UniqueFd eventFd_;
-  uv_poll_t* poll_ = nullptr;
+  UvPoll poll_;  // after eventFd_: closed before the fd it watches
   uint32_t inFlight_ = 0;
   uint32_t capacity_ = 0;
   Napi::Reference<Napi::Int32Array> completions_;

@@ -1,11 +1,12 @@
 // eventfd(2) wrapper: the doorbell between KVM and the VMM (ioeventfd: guest -> VMM without an
 // exit to user space; irqfd: VMM -> guest interrupt without an ioctl).
-import { NativeFdWatcher, native as addon } from './native.js';
-import { DisposedError, mapNativeError, native } from './errors.js';
+import { native as addon } from './native.js';
+import { DisposedError, native } from './errors.js';
+import { FdWatcher } from './fd-watcher.js';
 
 export class EventFd {
   private fdValue: number;
-  private watcher: NativeFdWatcher | undefined;
+  private watcher: FdWatcher | undefined;
   /** False for a borrowed fd: dispose() leaves it open for its owner. */
   private readonly owned: boolean;
 
@@ -37,17 +38,12 @@ export class EventFd {
 
   /**
    * Calls onSignal(count) on the JS thread each time the eventfd is signalled, count > 0 being
-   * the signals since the last call. One watcher. The addon drains the counter before calling.
+   * the signals since the last call. One watcher. The addon drains the counter before calling;
+   * an error while watching is thrown from the event loop (FdWatcher.eventfdCounter).
    */
   watch(onSignal: (count: number) => void): void {
     if (this.watcher) throw new Error(`eventfd ${this.fd} is already watched`);
-    this.watcher = native(
-      () =>
-        new (addon().FdWatcher)(this.fd, (err?: Error, count?: number) => {
-          if (err) throw mapNativeError(err);
-          if (count !== undefined && count > 0) onSignal(count);
-        }),
-    );
+    this.watcher = FdWatcher.eventfdCounter(this.fd, onSignal);
   }
 
   unwatch(): void {

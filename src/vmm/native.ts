@@ -31,8 +31,19 @@ export interface NativeVcpu {
   close(): void;
 }
 
+/** The event bits of FdWatcher (addon/fd_watcher.cc): UV_READABLE, UV_WRITABLE, UV_DISCONNECT. */
+export const FD_READABLE = 1;
+export const FD_WRITABLE = 2;
+export const FD_DISCONNECT = 4;
+
 export interface NativeFdWatcher {
+  /** Replaces the watched events (a mask of FD_*); 0 pauses without closing. */
+  setEvents(events: number): void;
+  /** Idempotent, and safe inside the callback. Never closes the fd. */
   close(): void;
+  /** Whether a watching FdWatcher holds the event loop open (it does at first). */
+  ref(): void;
+  unref(): void;
 }
 
 export interface NativeIoRing {
@@ -66,8 +77,13 @@ export interface NativeAddon {
   eventfdCreate(nonBlocking?: boolean): number;
   eventfdRead(fd: number): bigint;
   eventfdWrite(fd: number, value?: number | bigint): void;
-  /** Watches a non-blocking eventfd: drains it and calls onSignal(undefined, count) on the JS thread. */
-  FdWatcher: new (fd: number, onSignal: (err?: Error, count?: number) => void) => NativeFdWatcher;
+  /**
+   * Watches fd on this thread's event loop for `events` (FD_* mask; 0 starts paused). With
+   * drainEventfd, fd is a non-blocking eventfd watched for FD_READABLE only: the addon drains it
+   * and calls back (undefined, count), never with 0. Without, it calls back (undefined, ready),
+   * ready being the FD_* events fd is ready for. A libuv error calls back (err), and watching stops.
+   */
+  FdWatcher: new (fd: number, events: number, callback: (err?: Error, value?: number) => void, drainEventfd: boolean) => NativeFdWatcher;
   preadNoWait(fd: number, buffers: readonly Uint8Array[], position: number): number;
   fallocateAsync(fd: number, mode: number, offset: number, length: number, callback: (err?: Error) => void): void;
   dioAlignment(fd: number): { memory: number; offset: number } | null;
