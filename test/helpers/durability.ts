@@ -148,7 +148,7 @@ export function registerDurabilityTest(test: Test, mode: 'buffered' | 'direct'):
       assert.match(last.stdout, /REMOUNT=0/, `last boot ${why}${tail(last)}`);
       assert.is(last.code, 0, `last boot ${why}${tail(last)}`);
       // The root went through the engine the test is named for (--stats at the clean exit).
-      assert.is(diskMetrics(last.stderr, 'virtio-blk0')?.engine, engine, last.stderr.slice(-1500));
+      assert.is(diskMetrics(last.stderr, 'rootfs')?.engine, engine, last.stderr.slice(-1500));
 
       // On the host: the file system is clean, and debugfs reads every acknowledged file back.
       const fsck = host('e2fsck', ['-fn', root]);

@@ -130,7 +130,7 @@ export function tail(r: TsvmmResult, n = 1500): string {
 
 /**
  * The metrics a disk printed at the VM's end with `--stats` (src/cli/boot.ts: a line
- * `virtio-blk0: {...}`), parsed; undefined when no such line is there.
+ * `rootfs: {...}`), parsed; undefined when no such line is there.
  */
 export function diskMetrics(stderr: string, disk: string): Record<string, unknown> | undefined {
   const prefix = `${disk}: `;

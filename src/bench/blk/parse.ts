@@ -81,9 +81,9 @@ export function parseGuestOutput(console: string): GuestRun {
 export interface TsvmmStats {
   /** Exits to user space, all vCPUs. */
   vcpuExits: number;
-  /** Exits per bus device, keyed "mmio 0xd0000000 virtio-blk0" (reads + writes). */
+  /** Exits per bus device, keyed "mmio 0xd0000000 disk1" (reads + writes). */
   devices: Record<string, number>;
-  /** The disks' metrics objects, keyed by disk name (virtio-blk0, ...). */
+  /** The disks' metrics objects, keyed by device id (rootfs, disk1, ...). */
   disks: Record<string, Record<string, number>>;
 }
 
@@ -101,7 +101,8 @@ export function parseTsvmmStats(stderr: string): TsvmmStats {
       s.devices[`${m[1]} ${m[2]} ${m[3]}`] = Number(m[4]) + Number(m[5]);
       continue;
     }
-    m = /^(virtio-blk\d+): (\{.*\})$/.exec(line);
+    // A device's metrics: `<id>: {...}` (ids as in vm-description.ts).
+    m = /^([A-Za-z0-9_]{1,64}): (\{.*\})$/.exec(line);
     if (m && m[1] && m[2]) {
       const parsed: unknown = JSON.parse(m[2]);
       if (typeof parsed !== 'object' || parsed === null) throw new Error(`disk metrics are not an object: ${line}`);

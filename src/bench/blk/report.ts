@@ -156,7 +156,7 @@ export interface ExitsPerRequest {
   otherDevices: Record<string, number>;
 }
 
-export function exitsPerRequest(runs: readonly VmmRun[], disk = 'virtio-blk0'): ExitsPerRequest | undefined {
+export function exitsPerRequest(runs: readonly VmmRun[], disk = 'disk1'): ExitsPerRequest | undefined {
   const deltas = runs.flatMap((r) => (r.tsvmmDelta ? [r.tsvmmDelta] : []));
   const per = (f: (s: TsvmmStats) => number): number => median(deltas.map((s) => f(s) / (s.disks[disk]?.requests ?? NaN)));
   if (deltas.length === 0 || deltas.some((s) => !((s.disks[disk]?.requests ?? 0) > 0))) return undefined;

@@ -52,7 +52,7 @@ if (!kernel) {
         'md5sum /dev/vda',
         'echo tsvmm-was-here > /tmp/m; dd if=/tmp/m of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null; echo dd=$?',
       ].join('; '), ['--stats']);
-      assert.is(diskMetrics(r.stderr, 'virtio-blk0')?.engine, engine, r.stderr.slice(-1500));
+      assert.is(diskMetrics(r.stderr, 'disk1')?.engine, engine, r.stderr.slice(-1500));
       assert.match(r.stdout, /\b8192\b/, `capacity in 512-byte sectors${tail(r)}`);
       assert.match(r.stdout, new RegExp(`${md5}\\s+/dev/vda`), tail(r));
       assert.match(r.stdout, /dd=0/);
@@ -127,7 +127,7 @@ if (!kernel) {
       assert.match(r.stdout, /dd=0/);
       assert.is(r.code, 0);
       // --stats shows the disk in direct mode (the counter exists only there).
-      assert.match(r.stderr, /virtio-blk0: \{.*"bufferedFallbacks":\d+/, r.stderr.slice(-1500));
+      assert.match(r.stderr, /disk1: \{.*"bufferedFallbacks":\d+/, r.stderr.slice(-1500));
       const after = readFileSync(img.path);
       assert.is(after.subarray(200 * 512, 200 * 512 + 13).toString(), 'tsvmm-direct\n');
       assert.is(Buffer.compare(after.subarray(0, 200 * 512), img.data.subarray(0, 200 * 512)), 0, 'the rest is untouched');
