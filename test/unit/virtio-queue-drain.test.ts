@@ -507,4 +507,29 @@ test('no interrupt after reset: a check scheduled before the reset does nothing,
   q.drain(() => assert.unreachable('an ended session drains nothing'));
 });
 
+for (const eventIdx of [false, true]) {
+  test(`[EVENT_IDX ${eventIdx ? 'on' : 'off'}] popOrEnable: one chain at a time, notifications off while taking; on again when empty, a racing chain still taken`, () => {
+    const b = bed({ eventIdx });
+    const driver = b.drivers[0] as VirtqDriver;
+    const q = open(b);
+    const a = postOne(driver);
+    const c = postOne(driver);
+    driver.takeKick();
+    assert.is(q.popOrEnable()?.head, a);
+    assert.not.ok(notificationsOn(driver, eventIdx, 1), 'off while the device takes chains');
+    let raced = -1;
+    assert.is(q.popOrEnable()?.head, c);
+    (b.rings[0] as RacingQueue).beforeEnable = () => {
+      raced = postOne(driver);
+    };
+    assert.is(q.popOrEnable()?.head, raced, 'published during the re-enable: taken, not lost');
+    assert.is(q.popOrEnable(), undefined);
+    assert.ok(notificationsOn(driver, eventIdx, 3), 'on again once the ring is empty');
+    postOne(driver);
+    assert.ok(driver.takeKick(), 'so the next buffer is notified');
+    b.session.end();
+    assert.is(q.popOrEnable(), undefined, 'nothing after the activation ended');
+  });
+}
+
 test.run();

@@ -112,6 +112,39 @@ export class ActiveQueue {
     return true;
   }
 
+  /**
+   * One chain, for a device that takes buffers only when it has something to put in them (the
+   * receive queues of vsock and net): notifications stay off while chains are taken; when the
+   * ring is empty they are re-enabled and the ring re-checked (Firecracker's
+   * pop_or_enable_notification), so a buffer the driver adds later brings a notify. Malformed
+   * chains are handled as in drain() (at most a ring's worth per call). undefined: no chain, or
+   * the activation is over.
+   */
+  popOrEnable(): DescriptorChain | undefined {
+    if (!this.owner.live) return undefined;
+    const ring = this.ring;
+    const chain = this.owner.guard(() => {
+      for (let tries = 0; tries <= ring.size; tries++) {
+        ring.disableNotification();
+        let c: DescriptorChain | undefined;
+        try {
+          c = ring.popAvail();
+        } catch (e) {
+          if (!(e instanceof VirtioChainError)) throw e;
+          this.badChain(e);
+          if (!this.owner.live) return undefined;
+          continue;
+        }
+        if (c) return c;
+        if (!ring.enableNotification()) return undefined;
+      }
+      // A ring's worth of bad chains: leave notifications on so the driver's next add is seen.
+      ring.enableNotification();
+      return undefined;
+    });
+    return chain ?? undefined;
+  }
+
   /** Runs fn with the interrupt checks of what it returns left to its end (UsedNotifier.batch). */
   batch<T>(fn: () => T): T {
     return this.notifier.batch(fn);
