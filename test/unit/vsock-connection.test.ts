@@ -493,6 +493,15 @@ test('malformed packets: wrong CIDs are dropped untouched; other faults reset th
   assert.is(rig.mux.stats.invalidPackets.truncated, 1);
 });
 
+test('a malformed RST for a connection ends it without an RST back', () => {
+  const rig = new VsockRig();
+  const id = connectFromGuest(rig);
+  assert.is(rig.send({ op: VIRTIO_VSOCK_OP_RST, srcPort: G, dstPort: H, len: 4, payload: bytes(4) })?.reason, 'unexpected-payload');
+  assert.equal(rig.backend.closed.get(id), ['reset']);
+  assert.equal(ops(rig.pullAll()), []);
+  assert.is(rig.mux.connectionCount, 0);
+});
+
 test('a REQUEST for a connection that exists resets it', () => {
   const rig = new VsockRig();
   const id = connectFromGuest(rig);

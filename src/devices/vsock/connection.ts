@@ -16,10 +16,12 @@
 //   reader stalls the guest instead of growing our memory.
 // - CREDIT_UPDATE: we know exactly what the guest believes its credit is,
 //   buf_alloc - (rx_cnt - fwd_cnt as last sent), and send an update when that falls below
-//   config.creditUpdateThreshold while we have freed space it does not know about (Linux sends one
-//   when its free space as last advertised falls below VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, 64 KiB), and
-//   whenever the guest asks (CREDIT_REQUEST). Every packet we send carries buf_alloc and fwd_cnt,
-//   so any packet answers a pending update and at most one update is ever pending.
+//   config.creditUpdateThreshold while we have freed space it does not know about, and whenever
+//   the guest asks (CREDIT_REQUEST). (Linux's receiver, which cannot see the sender's view, sends
+//   one after a read once buf_alloc minus the bytes read since its last advertisement falls below
+//   VIRTIO_VSOCK_MAX_PKT_BUF_SIZE, 64 KiB: the same idea, one packet's worth of margin.) Every
+//   packet we send carries buf_alloc and fwd_cnt, so any packet answers a pending update and at
+//   most one update is ever pending.
 //
 // Shutdown and reset (§5.10.6.5), following Linux's virtio_transport_common.c:
 // - guest SHUTDOWN(SEND): once everything it sent reached the host, the host side is told

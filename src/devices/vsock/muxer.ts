@@ -27,10 +27,12 @@
 // defer with queueMicrotask).
 //
 // Bounds: at most maxConnections connections (REQUESTs beyond are answered with RST, hostConnect
-// is refused); each holds at most bufAlloc + hostBufferBytes payload bytes (see connection.ts)
-// and a few pending control flags; replies to packets for no connection wait in a queue of at
-// most maxPendingResets, deduplicated. So the memory a guest can make us hold is about
-// maxConnections * 2 * (bufAlloc + hostBufferBytes) + maxPendingResets * (a small record).
+// is refused), and a guest can only open those the backend accepts; each holds at most bufAlloc
+// bytes for the host and hostBufferBytes for the guest (allocated: at most about twice that, see
+// byte-queue.ts) and a few pending control flags; replies to packets for no connection wait in a
+// queue of at most maxPendingResets, deduplicated. So what we hold is bounded by about
+// maxConnections * 2 * (bufAlloc + hostBufferBytes) + maxPendingResets small records; lower
+// maxConnections or bufAlloc where that is too much.
 
 import {
   type CloseReason,
@@ -79,8 +81,11 @@ export interface VsockBackend {
   connected(connId: number): void;
   /**
    * Bytes from the guest for the host side. Returns how many were taken, 0..bytes.length; the
-   * taken part may be kept without a copy (it is never written again). After returning less than
-   * offered, nothing more is offered until hostWritable(connId): the guest is held back by credit.
+   * taken part may be kept without a copy (it is never written again). Take only what the host
+   * side absorbs without unbounded buffering (with a Node socket: nothing while
+   * socket.writableNeedDrain, else write and take all). After returning less than offered,
+   * nothing more is offered until hostWritable(connId) (e.g. on 'drain'): meanwhile the guest is
+   * held back by its credit.
    */
   deliver(connId: number, bytes: Uint8Array): number;
   /** The guest will send nothing more and everything it sent was delivered (half-close the write side). */
@@ -330,7 +335,8 @@ export class VsockMuxer {
   /**
    * A malformed packet. With wrong CIDs or no header there is nobody trustworthy to answer:
    * dropped. Otherwise the connection it names is reset, or, when there is none, an RST answers
-   * it (§5.10.6.4 requires one for an unknown type) — unless it is itself an RST.
+   * it (§5.10.6.4 requires one for an unknown type). A malformed RST is never answered with one:
+   * its connection just ends.
    */
   private malformed(checked: Extract<CheckedPacket, { ok: false }>): void {
     const reason = checked.error.reason;
@@ -339,7 +345,8 @@ export class VsockMuxer {
     if (!h || reason === 'wrong-src-cid' || reason === 'wrong-dst-cid') return;
     const entry = this.byKey.get(connKey(h.srcPort, h.dstPort));
     if (entry) {
-      entry.conn.kill('reset');
+      if (h.op === VIRTIO_VSOCK_OP_RST) entry.conn.abandon('reset');
+      else entry.conn.kill('reset');
       this.refresh(entry);
     } else if (h.op !== VIRTIO_VSOCK_OP_RST) {
       this.queueReset(h.srcPort, h.dstPort);
