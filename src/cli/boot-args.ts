@@ -27,7 +27,7 @@ export interface BootArgs {
 /** Drive ids the CLI gives: Firecracker's guides call the root drive `rootfs`. */
 export const ROOT_DRIVE_ID = 'rootfs';
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--vsock CID:UDS_PATH] [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw);
@@ -43,6 +43,11 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
                    :aio=threads (libuv's threadpool) or :aio=io_uring (the disk's own io_uring)
                    for how its I/O reaches the host kernel (QEMU's aio=); default io_uring for
                    a :direct disk where the host has it, else threads
+  --vsock CID:UDS_PATH
+                   a virtio-vsock device for guest context ID CID (3 or more) with Firecracker's
+                   hybrid backend: host programs connect to the Unix socket UDS_PATH and write
+                   "CONNECT <port>\\n" to reach a guest port (answered "OK <host port>\\n"); the
+                   guest's connections to the host (CID 2) on port P go to UDS_PATH_P
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    what tsvmm adds (console=ttyS0, root=/dev/vda rw for ROOTFS, virtio_mmio.device=
                    for each disk) goes before S's "--", after which come init's arguments; a
@@ -113,6 +118,13 @@ export function parseDisk(spec: string): DiskSpec {
   return { path, readOnly: flags.has('ro'), direct: flags.has('direct'), ...(engine ? { engine } : {}) };
 }
 
+/** --vsock CID:UDS_PATH (the path may itself hold colons). */
+export function parseVsock(spec: string): { vsockId: string; guestCid: number; udsPath: string } {
+  const m = /^([0-9]+):(.+)$/.exec(spec);
+  if (!m) throw new UsageError(`--vsock '${spec}': give CID:UDS_PATH, e.g. 3:/tmp/vm.vsock`, BOOT_USAGE);
+  return { vsockId: 'vsock', guestCid: Number(m[1]), udsPath: m[2] as string };
+}
+
 function driveOf(driveId: string, spec: DiskSpec, isRootDevice: boolean): DriveDescription {
   return { driveId, pathOnHost: spec.path, isRootDevice, isReadOnly: spec.readOnly, direct: spec.direct, ...(spec.engine ? { ioEngine: spec.engine } : {}) };
 }
@@ -125,6 +137,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
       options: {
         initrd: { type: 'string' },
         disk: { type: 'string', multiple: true },
+        vsock: { type: 'string' },
         cmdline: { type: 'string' },
         cpus: { type: 'string' },
         memory: { type: 'string' },
@@ -163,6 +176,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
     },
     bootSource: { kernelImagePath: positionals[0] ?? '', bootArgs: cmdline, ...(values.initrd !== undefined ? { initrdPath: values.initrd } : {}) },
     drives,
+    ...(values.vsock !== undefined ? { vsock: parseVsock(values.vsock) } : {}),
     fsShares: [],
     networkInterfaces: [],
   };

@@ -2,9 +2,11 @@
 // them, with the user's id as the device's name. A device that fails to open releases the ones
 // opened before it (they are on the caller's DisposalStack).
 import { VirtioBlock } from '../devices/virtio/block/index.js';
+import { VirtioVsock } from '../devices/vsock/device.js';
+import { HybridVsockBackend } from '../devices/vsock/hybrid-backend.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import type { DisposalStack } from './disposal-stack.js';
-import { ConfigError, drivesInGuestOrder, type DriveDescription, type VmDescription } from './vm-description.js';
+import { ConfigError, drivesInGuestOrder, type DriveDescription, type VmDescription, type VsockDescription } from './vm-description.js';
 
 export type DeviceKind = 'virtio-blk' | 'virtio-vsock';
 
@@ -27,11 +29,23 @@ async function openDrive(d: DriveDescription): Promise<VirtioDevice> {
   return VirtioBlock.open({ path: d.pathOnHost, readOnly: d.isReadOnly, direct: d.direct, ...(d.ioEngine ? { engine: d.ioEngine } : {}) });
 }
 
+async function openVsock(v: VsockDescription): Promise<VirtioDevice> {
+  const log = (line: string): void => {
+    if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${v.vsockId}: ${line}\n`);
+  };
+  const backend = await HybridVsockBackend.listen(v.udsPath, log);
+  try {
+    return new VirtioVsock(BigInt(v.guestCid), backend);
+  } catch (e) {
+    await backend.dispose();
+    throw e;
+  }
+}
+
 /** Opens every device of `d`; each one's dispose() goes on `stack` as soon as it is open. */
 export async function openDevices(d: VmDescription, stack: DisposalStack): Promise<OpenedDevice[]> {
   if (d.fsShares.length > 0) throw new ConfigError(`fs share ${d.fsShares[0]?.fsId}: virtio-fs is not part of this build yet`);
   if (d.networkInterfaces.length > 0) throw new ConfigError(`network interface ${d.networkInterfaces[0]?.ifaceId}: virtio-net is not part of this build yet`);
-  if (d.vsock) throw new ConfigError(`vsock ${d.vsock.vsockId}: virtio-vsock is not part of this build yet`);
   const out: OpenedDevice[] = [];
   const open = async (id: string, kind: DeviceKind, make: () => Promise<VirtioDevice>): Promise<void> => {
     let device: VirtioDevice;
@@ -44,5 +58,7 @@ export async function openDevices(d: VmDescription, stack: DisposalStack): Promi
     out.push({ id, kind, device });
   };
   for (const drive of drivesInGuestOrder(d)) await open(drive.driveId, 'virtio-blk', () => openDrive(drive));
+  const vsock = d.vsock;
+  if (vsock) await open(vsock.vsockId, 'virtio-vsock', () => openVsock(vsock));
   return out;
 }

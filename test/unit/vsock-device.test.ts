@@ -1,0 +1,189 @@
+// virtio-vsock end to end without a VM: the device (device.ts) with the hybrid Unix-socket
+// backend (hybrid-backend.ts) on real sockets, driven by the test guest's vsock driver through
+// the virtio-mmio transport. The host side speaks Firecracker's protocol (docs/vsock.md).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VirtioVsock } from '../../src/devices/vsock/device.js';
+import { HybridVsockBackend, VsockBackendError } from '../../src/devices/vsock/hybrid-backend.js';
+import {
+  VIRTIO_VSOCK_OP_REQUEST,
+  VIRTIO_VSOCK_OP_RESPONSE,
+  VIRTIO_VSOCK_OP_RST,
+  VIRTIO_VSOCK_OP_RW,
+  VIRTIO_VSOCK_OP_SHUTDOWN,
+  VIRTIO_VSOCK_SHUTDOWN_BOTH,
+  VSOCK_HOST_CID,
+} from '../../src/devices/vsock/packet.js';
+import { VsockTestGuest, type ReceivedPacket, type TxLayout } from '../helpers/vsock-guest.js';
+
+const CID = 3n;
+const dir = mkdtempSync(join(tmpdir(), 'tsvmm-vsock-'));
+let n = 0;
+
+async function rig(): Promise<{ uds: string; device: VirtioVsock; backend: HybridVsockBackend; guest: VsockTestGuest }> {
+  const uds = join(dir, `v${n++}.sock`);
+  const backend = await HybridVsockBackend.listen(uds);
+  const device = new VirtioVsock(CID, backend);
+  const guest = new VsockTestGuest(device, CID);
+  return { uds, device, backend, guest };
+}
+
+/** Polls `f` (with the guest's rx processed first) until it returns something, for up to 3 s. */
+async function until<T>(what: string, guest: VsockTestGuest, f: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    guest.poll();
+    const v = f();
+    if (v !== undefined && v !== false) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function takeOp(guest: VsockTestGuest, op: number): ReceivedPacket | undefined {
+  const i = guest.received.findIndex((p) => p.header.op === op);
+  return i < 0 ? undefined : guest.received.splice(i, 1)[0];
+}
+
+/** A host program on the Unix socket; `gone()`: the VMM closed its side (EOF or close). */
+function hostConnect(uds: string): { socket: Socket; data: () => string; ended: () => boolean; closed: () => boolean; gone: () => boolean } {
+  const socket = connect({ path: uds, allowHalfOpen: true });
+  let text = '';
+  let ended = false;
+  let closed = false;
+  socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  socket.on('end', () => (ended = true));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => undefined);
+  return { socket, data: () => text, ended: () => ended, closed: () => closed, gone: () => ended || closed };
+}
+
+test('host-initiated: CONNECT <port>, the guest accepts, OK <host port>, bytes both ways, clean close', async () => {
+  const { uds, device, guest } = await rig();
+  assert.is(statSync(uds).mode & 0o777, 0o600, 'the listening socket is 0600');
+  const host = hostConnect(uds);
+  host.socket.write('CONNECT 5000\nearly bytes');
+  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  assert.is(req.header.dstPort, 5000);
+  assert.is(req.header.dstCid, CID);
+  assert.is(req.header.srcCid, VSOCK_HOST_CID);
+  const hostPort = req.header.srcPort;
+  assert.ok(hostPort >= 2 ** 30, 'host-side ports come from 2^30 up, as Firecracker');
+  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 5000, dstPort: hostPort });
+  await until('OK line', guest, () => host.data().startsWith(`OK ${hostPort}\n`));
+  const rw = await until('early bytes', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_RW));
+  assert.is(Buffer.from(rw.payload).toString(), 'early bytes', 'bytes sent before OK reach the guest after it');
+  for (const layout of ['header+payload', 'one-descriptor', 'split'] as TxLayout[]) {
+    guest.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: 5000, dstPort: hostPort }, Buffer.from(`[${layout}:${'x'.repeat(2500)}]`), layout);
+  }
+  await until('guest bytes at the host', guest, () => host.data().includes('[split:'));
+  assert.match(host.data(), /\[header\+payload:x{2500}\]\[one-descriptor:x{2500}\]\[split:x{2500}\]$/, 'every descriptor layout arrives whole and in order');
+  guest.send({ op: VIRTIO_VSOCK_OP_SHUTDOWN, srcPort: 5000, dstPort: hostPort, flags: VIRTIO_VSOCK_SHUTDOWN_BOTH });
+  await until('EOF at the host', guest, () => host.ended());
+  host.socket.end();
+  await until('host socket closed', guest, () => host.closed());
+  await until('connection table empty', guest, () => device.muxer.connectionCount === 0);
+  await device.dispose();
+});
+
+test('a CONNECT to a port nobody listens on in the guest: RST, and the host connection closes without OK', async () => {
+  const { uds, device, guest } = await rig();
+  const host = hostConnect(uds);
+  host.socket.write('CONNECT 6000\n');
+  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  guest.send({ op: VIRTIO_VSOCK_OP_RST, srcPort: 6000, dstPort: req.header.srcPort });
+  await until('host connection ended', guest, () => host.gone());
+  assert.is(host.data(), '');
+  await device.dispose();
+});
+
+test('bad handshakes close only their own connection', async () => {
+  const { uds, device, backend, guest } = await rig();
+  const good = hostConnect(uds);
+  good.socket.write('CONNECT 7000\n');
+  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  const bad = ['CONNECT x\n', 'HELLO 1\n', `CONNECT ${'9'.repeat(40)}\n`, 'CONNECT 4294967296\n', 'C'.repeat(100)].map((line) => {
+    const h = hostConnect(uds);
+    h.socket.write(line);
+    return h;
+  });
+  for (const h of bad) await until('bad handshake closed', guest, () => h.gone());
+  assert.is(backend.counters.badHandshakes, bad.length);
+  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 7000, dstPort: req.header.srcPort });
+  await until('the good one still gets OK', guest, () => good.data().startsWith('OK '));
+  good.socket.destroy();
+  await device.dispose();
+});
+
+test('guest-initiated: a connection to host port P goes to <uds>_P; nothing listening there is an RST', async () => {
+  const { uds, device, guest } = await rig();
+  const got: string[] = [];
+  const server: Server = createServer({ allowHalfOpen: true }, (s) => {
+    s.on('data', (d: Buffer) => got.push(d.toString()));
+    s.on('end', () => s.end('bye'));
+  });
+  await new Promise<void>((r) => server.listen(`${uds}_1234`, r));
+  guest.send({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 40000, dstPort: 1234 });
+  const resp = await until('RESPONSE', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_RESPONSE));
+  assert.is(resp.header.dstPort, 40000);
+  guest.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: 40000, dstPort: 1234 }, Buffer.from('hi host'));
+  await until('bytes at the listener', guest, () => got.join('') === 'hi host');
+  guest.send({ op: VIRTIO_VSOCK_OP_SHUTDOWN, srcPort: 40000, dstPort: 1234, flags: 2 });
+  const bye = await until('the listener\'s answer', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_RW));
+  assert.is(Buffer.from(bye.payload).toString(), 'bye');
+  guest.send({ op: VIRTIO_VSOCK_OP_REQUEST, srcPort: 40001, dstPort: 999 });
+  const rst = await until('RST for a port with no listener', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_RST));
+  assert.is(rst.header.dstPort, 40001);
+  await new Promise<void>((r) => server.close(() => r()));
+  await device.dispose();
+});
+
+test('the uds_path: a stale socket is replaced, anything else there is refused, and it is removed on dispose', async () => {
+  const uds = join(dir, 'stale.sock');
+  const first = await HybridVsockBackend.listen(uds);
+  // Left behind as by a VMM that was killed: the file stays, nobody listens.
+  const stale = createServer();
+  await first.dispose();
+  await new Promise<void>((r) => stale.listen(uds, r));
+  await new Promise<void>((r) => stale.close(() => r()));
+  writeFileSync(join(dir, 'plain'), 'x');
+  const again = await HybridVsockBackend.listen(uds);
+  await again.dispose();
+  assert.not.ok(readdirSync(dir).includes('stale.sock'), 'removed on dispose');
+  try {
+    await HybridVsockBackend.listen(join(dir, 'plain'));
+    assert.unreachable('a regular file at uds_path is not replaced');
+  } catch (e) {
+    assert.ok(e instanceof VsockBackendError && /exists and is not a socket/.test(e.message), String(e));
+  }
+});
+
+test('no fd left behind after connections and dispose', async () => {
+  const before = readdirSync('/proc/self/fd').length;
+  for (let round = 0; round < 3; round++) {
+    const { uds, device, guest } = await rig();
+    const hosts = Array.from({ length: 5 }, (_, i) => {
+      const h = hostConnect(uds);
+      h.socket.write(`CONNECT ${8000 + i}\n`);
+      return h;
+    });
+    for (let i = 0; i < 5; i++) {
+      const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+      guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: req.header.dstPort, dstPort: req.header.srcPort });
+    }
+    for (const h of hosts) await until('OK', guest, () => h.data().startsWith('OK '));
+    await device.dispose();
+    for (const h of hosts) {
+      await until('ended by dispose', guest, () => h.gone());
+      h.socket.destroy();
+    }
+  }
+  assert.is(readdirSync('/proc/self/fd').length, before);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
