@@ -149,8 +149,14 @@ async function buildGuestKernel() {
     log(`guest root file system: build failed (exit ${rootfsRun.code})`);
     return undefined;
   }
-  log(`guest kernel: ${bzImage}, ${initramfs}, ${rootfs}`);
-  return { bzImage, initramfs, rootfs };
+  const toolsRun = await run('bash', [join('test', 'guest', 'build.sh')], { timeoutMs: ROOTFS_BUILD_TIMEOUT_MS });
+  const tools = toolsRun.output.trim().split('\n').pop();
+  if (toolsRun.code !== 0 || !tools?.endsWith('tools.ext4')) {
+    log(`guest tools disk (test/guest/build.sh): build failed (exit ${toolsRun.code})`);
+    return undefined;
+  }
+  log(`guest kernel: ${bzImage}, ${initramfs}, ${rootfs}; tools ${tools}`);
+  return { bzImage, initramfs, rootfs, tools };
 }
 
 /** One run of `node scripts/test.mjs <mode>` inside the test bed. */
@@ -189,7 +195,7 @@ async function kvmTests() {
       add(skipFiles('integration/linux', 'the guest kernel could not be built (see kernels/build.sh output above)'));
       add(runner.runnerFailure('the guest kernel could not be built'));
     } else {
-      const env = { TSVMM_KERNEL: kernel.bzImage, TSVMM_INITRD: kernel.initramfs, TSVMM_ROOTFS: kernel.rootfs };
+      const env = { TSVMM_KERNEL: kernel.bzImage, TSVMM_INITRD: kernel.initramfs, TSVMM_ROOTFS: kernel.rootfs, TSVMM_GUEST_TOOLS: kernel.tools };
       const linux = await probe('linux', env);
       log(linux.line);
       if (linux.ok) for (const f of chosen === undefined ? [undefined] : linuxFiles) add(await uvuSuite('integration/linux', 'Linux-booting tests (native)', env, f));
