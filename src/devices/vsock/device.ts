@@ -32,6 +32,8 @@ import type { VsockHostPort } from './hybrid-backend.js';
 
 /** Queue sizes (Firecracker's). */
 export const VSOCK_QUEUE_SIZE = 256;
+/** tx/rx passes one service() makes before leaving the rest to the next event-loop turn. */
+const SERVICE_PASSES = 4;
 
 /** A backend the device can attach its muxer calls to and dispose. */
 export interface AttachableVsockBackend extends VsockBackend {
@@ -73,6 +75,8 @@ export class VirtioVsock implements VirtioDevice {
   private readonly counters: VsockDeviceCounters = { txPackets: 0, rxPackets: 0, rxBuffersTooSmall: 0, events: 0, interrupts: 0, badChains: 0 };
   private readonly header = new Uint8Array(VSOCK_HEADER_SIZE);
   private disposed = false;
+  /** service() continues on the next turn (SERVICE_PASSES ran with work left). */
+  private serviceScheduled = false;
 
   constructor(
     readonly guestCid: bigint,
@@ -169,28 +173,40 @@ export class VirtioVsock implements VirtioDevice {
     await this.backend.dispose();
   }
 
-  /** Takes the guest's packets, fills rx buffers with what waits, repeats while either moves. */
+  /**
+   * Takes the guest's packets, fills rx buffers with what waits, and repeats while either moves.
+   * Each pass takes at most a ring's worth from each queue; after a few passes with work left
+   * (a guest refilling as fast as we empty), the rest continues on the next event-loop turn.
+   */
   private service(): void {
     const a = this.active;
-    if (a && a.session.live) {
-      // Bounded: each round moves at least one chain, and a queue holds at most VSOCK_QUEUE_SIZE.
-      for (let round = 0; round < 4 * VSOCK_QUEUE_SIZE; round++) {
+    if (a && a.session.live && !this.serviceScheduled) {
+      let idle = false;
+      for (let pass = 0; pass < SERVICE_PASSES && !idle; pass++) {
         const took = this.takeTx(a);
         const gave = this.fillRx(a);
-        if (!took && !gave) break;
+        idle = !took && !gave;
       }
       this.fillEvents(a);
+      if (!idle) {
+        this.serviceScheduled = true;
+        setImmediate(() => {
+          this.serviceScheduled = false;
+          this.service();
+        });
+      }
     }
     this.armTimer();
   }
 
+  /** Up to a ring's worth of tx packets into the muxer; whether any was taken. */
   private takeTx(a: Active): boolean {
-    let moved = false;
+    let taken = 0;
     a.tx.batch(() => {
-      while (a.session.live && this.muxer.canTakeGuestPacket()) {
+      while (taken < VSOCK_QUEUE_SIZE && a.session.live && this.muxer.canTakeGuestPacket()) {
         const chain = a.tx.popOrEnable();
         if (!chain) break;
-        moved = true;
+        taken++;
         this.counters.txPackets++;
         const reader = chain.reader();
         const got = reader.read(this.header);
@@ -202,13 +218,15 @@ export class VirtioVsock implements VirtioDevice {
         a.tx.pushUsed(chain.head, 0);
       }
     });
-    return moved;
+    return taken > 0;
   }
 
+  /** Up to a ring's worth of packets into rx buffers; whether any buffer was used. */
   private fillRx(a: Active): boolean {
     let moved = false;
+    let used = 0;
     a.rx.batch(() => {
-      while (a.session.live && this.muxer.hasPacketForGuest()) {
+      while (used++ < VSOCK_QUEUE_SIZE && a.session.live && this.muxer.hasPacketForGuest()) {
         const chain = a.parked ?? a.rx.popOrEnable();
         a.parked = undefined;
         if (!chain) break;
