@@ -17,6 +17,7 @@ import {
   VIRTIO_VSOCK_OP_SHUTDOWN,
   VIRTIO_VSOCK_SHUTDOWN_BOTH,
   VSOCK_HOST_CID,
+  encodeHeader,
 } from '../../src/devices/vsock/packet.js';
 import { VsockTestGuest, type ReceivedPacket, type TxLayout } from '../helpers/vsock-guest.js';
 
@@ -182,6 +183,34 @@ test('no fd left behind after connections and dispose', async () => {
     }
   }
   assert.is(readdirSync('/proc/self/fd').length, before);
+});
+
+test('garbage from the guest is dropped or answered with RST, counted, and a good connection goes on', async () => {
+  const { uds, device, guest } = await rig();
+  const host = hostConnect(uds);
+  host.socket.write('CONNECT 9000\n');
+  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  const hostPort = req.header.srcPort;
+  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 9000, dstPort: hostPort });
+  await until('OK', guest, () => host.data().startsWith('OK '));
+  const header = (over: Partial<Parameters<typeof encodeHeader>[0]>): Uint8Array =>
+    encodeHeader({ srcCid: CID, dstCid: VSOCK_HOST_CID, srcPort: 1, dstPort: 2, len: 0, type: 1, op: VIRTIO_VSOCK_OP_RW, flags: 0, bufAlloc: 0, fwdCnt: 0, ...over });
+  guest.sendRaw(new Uint8Array(20), new Uint8Array(0)); // a short header
+  guest.sendRaw(header({ len: 5000 }), new Uint8Array(100)); // claims more than its buffer
+  guest.sendRaw(header({ len: 70_000 }), new Uint8Array(70_000), 'one-descriptor'); // over the 64 KiB maximum
+  guest.sendRaw(header({ op: 42 }), new Uint8Array(0)); // unknown op
+  guest.sendRaw(header({ type: 9 }), new Uint8Array(0)); // unknown type
+  guest.sendRaw(header({ srcCid: 77n }), new Uint8Array(0)); // not the guest's CID
+  guest.sendRaw(header({ dstCid: 5n }), new Uint8Array(0)); // not to the host
+  guest.sendRaw(header({ srcPort: 31337, dstPort: 4242, len: 3 }), Uint8Array.of(1, 2, 3)); // no such connection
+  const m = device.metrics();
+  assert.is(m.invalidPackets, 7, JSON.stringify(m));
+  const rst = await until('RST for the unknown connection', guest, () => guest.received.find((p) => p.header.op === VIRTIO_VSOCK_OP_RST && p.header.dstPort === 31337));
+  assert.is(rst.header.srcPort, 4242);
+  guest.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: 9000, dstPort: hostPort }, Buffer.from('still here'));
+  await until('the good connection still carries bytes', guest, () => host.data().endsWith('still here'));
+  host.socket.destroy();
+  await device.dispose();
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
