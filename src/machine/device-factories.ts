@@ -35,7 +35,7 @@ async function openVsock(v: VsockDescription): Promise<VirtioDevice> {
   };
   const backend = await HybridVsockBackend.listen(v.udsPath, log);
   try {
-    return new VirtioVsock(BigInt(v.guestCid), backend);
+    return new VirtioVsock(BigInt(v.guestCid), backend, { log });
   } catch (e) {
     await backend.dispose();
     throw e;

@@ -90,6 +90,23 @@ test('host-initiated: CONNECT <port>, the guest accepts, OK <host port>, bytes b
   await device.dispose();
 });
 
+test('a guest that answers the REQUEST at once, while the device is still serving its queues, still gets its host its OK', async () => {
+  const { uds, device, guest } = await rig();
+  // As a vCPU does: the guest handles the interrupt and answers before the device's call returns.
+  guest.driver.onInterrupt = () => {
+    guest.poll();
+    for (const p of guest.received.splice(0)) {
+      if (p.header.op === VIRTIO_VSOCK_OP_REQUEST) guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: p.header.dstPort, dstPort: p.header.srcPort });
+    }
+  };
+  const host = hostConnect(uds);
+  host.socket.write('CONNECT 5100\n');
+  await until('OK line', guest, () => host.data().startsWith('OK '));
+  guest.driver.onInterrupt = undefined;
+  host.socket.destroy();
+  await device.dispose();
+});
+
 test('a CONNECT to a port nobody listens on in the guest: RST, and the host connection closes without OK', async () => {
   const { uds, device, guest } = await rig();
   const host = hostConnect(uds);

@@ -77,6 +77,8 @@ export class VirtioVsock implements VirtioDevice {
   private disposed = false;
   /** service() continues on the next turn (SERVICE_PASSES ran with work left). */
   private serviceScheduled = false;
+  /** A backend call asked for service() in a microtask. */
+  private serviceQueued = false;
 
   constructor(
     readonly guestCid: bigint,
@@ -89,11 +91,22 @@ export class VirtioVsock implements VirtioDevice {
     backend.attach(this.hostPort());
   }
 
-  /** The muxer calls of the backend: each runs, then the queues are served and the timer re-armed. */
+  /**
+   * The muxer calls of the backend: each runs, then the queues are served (and the timer
+   * re-armed) in a microtask, after the backend has recorded what the call returned: the guest
+   * can answer a REQUEST within the same service() (the vCPU runs meanwhile), and its answer
+   * must find the backend's side of the connection in place.
+   */
   private hostPort(): VsockHostPort {
     const m = this.muxer;
     const then = <T>(r: T): T => {
-      this.service();
+      if (!this.serviceQueued) {
+        this.serviceQueued = true;
+        queueMicrotask(() => {
+          this.serviceQueued = false;
+          this.service();
+        });
+      }
       return r;
     };
     return {

@@ -174,6 +174,7 @@ export class HybridVsockBackend implements VsockBackend {
     }
     const conn: HostConn = { socket, state: 'connecting', pending: early.length > 0 ? [early] : [], waitingForDrain: false, okLine: `OK ${r.hostPort}\n` };
     this.conns.set(r.connId, conn);
+    this.log(`connection ${r.connId}: CONNECT ${guestPort} from the host, host port ${r.hostPort}`);
     this.wire(r.connId, conn);
   }
 
@@ -261,6 +262,7 @@ export class HybridVsockBackend implements VsockBackend {
 
   connected(connId: number): void {
     const conn = this.conns.get(connId);
+    this.log(`connection ${connId}: the guest accepted (${conn ? conn.state : 'unknown to the backend'})`);
     if (!conn || conn.state !== 'connecting') return;
     conn.state = 'open';
     if (conn.okLine) conn.socket.write(conn.okLine);
@@ -294,6 +296,7 @@ export class HybridVsockBackend implements VsockBackend {
 
   close(connId: number, reason: CloseReason): void {
     const conn = this.conns.get(connId);
+    this.log(`connection ${connId}: closed (${reason})`);
     if (!conn) return;
     conn.state = 'closed';
     this.conns.delete(connId);

@@ -52,6 +52,7 @@ import {
   VSOCK_MAX_PKT_PAYLOAD,
   checkGuestCid,
   checkGuestPacket,
+  opName,
   encodeEvent,
   type CheckedPacket,
   type PacketLimits,
@@ -121,6 +122,8 @@ export interface VsockMuxerOptions {
   readonly maxPendingResets?: number;
   /** Largest payload accepted from and sent to the guest (at most 64 KiB). */
   readonly maxPacketPayload?: number;
+  /** Where to say why a guest packet was refused or a connection reset (a debug log). */
+  readonly log?: (line: string) => void;
 }
 
 /**
@@ -234,6 +237,7 @@ export class VsockMuxer {
   private readonly limits: PacketLimits;
   private readonly maxConnections: number;
   private readonly maxPendingResets: number;
+  private readonly log: ((line: string) => void) | undefined;
   private readonly byId = new Map<number, Entry>();
   private readonly byKey = new Map<string, Entry>();
   /** Connections with a packet for the guest, in round-robin order (a Set keeps insertion order). */
@@ -269,6 +273,7 @@ export class VsockMuxer {
     this.limits = { guestCid: this.guestCid, maxPayload: maxPacketPayload };
     this.maxConnections = positiveInteger('maxConnections', options.maxConnections ?? d.maxConnections);
     this.maxPendingResets = positiveInteger('maxPendingResets', options.maxPendingResets ?? d.maxPendingResets);
+    this.log = options.log;
   }
 
   /** Open connections (also those whose RST for the guest is still pending). */
@@ -318,8 +323,12 @@ export class VsockMuxer {
       }
       const h = checked.header;
       const entry = this.byKey.get(connKey(h.srcPort, h.dstPort));
+      this.log?.(`guest packet ${opName(h.op)} ${h.srcPort} -> ${h.dstPort}, len ${h.len}, flags ${h.flags}, buf_alloc ${h.bufAlloc}, fwd_cnt ${h.fwdCnt}${entry ? `, connection ${entry.id} ${entry.conn.state}` : ', no connection'}`);
       if (entry) {
-        if (entry.conn.fromGuest(h, payload, now) === 'violation') this.stats.protocolViolations++;
+        if (entry.conn.fromGuest(h, payload, now) === 'violation') {
+          this.stats.protocolViolations++;
+          this.log?.(`guest port ${h.srcPort} -> host port ${h.dstPort}: reset: ${entry.conn.violationMessage ?? 'protocol violation'}`);
+        }
         this.settle(entry, now);
       } else if (h.op === VIRTIO_VSOCK_OP_REQUEST) {
         this.guestConnect(h, now);
@@ -341,6 +350,7 @@ export class VsockMuxer {
   private malformed(checked: Extract<CheckedPacket, { ok: false }>): void {
     const reason = checked.error.reason;
     this.stats.invalidPackets[reason]++;
+    this.log?.(`malformed packet from the guest: ${checked.error.message}`);
     const h = checked.header;
     if (!h || reason === 'wrong-src-cid' || reason === 'wrong-dst-cid') return;
     const entry = this.byKey.get(connKey(h.srcPort, h.dstPort));

@@ -79,6 +79,9 @@ function hostEcho(uds: string, port: number, bytes: number, seed: number): HostS
     socket.on('error', () => undefined);
   });
   socket.write(`CONNECT ${port}\n`);
+  // Awaited (or not) later: a failure before then must not be an unhandled rejection.
+  ok.catch(() => undefined);
+  done.catch(() => undefined);
   return { ok, done };
 }
 
