@@ -12,11 +12,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { SplitQueue, VIRTQ_AVAIL_F_NO_INTERRUPT, type SplitQueueConfig } from '../../src/devices/virtio/queue.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, type SplitQueueConfig } from '../../src/devices/virtio/queue.js';
 import type { DescriptorChain } from '../../src/devices/virtio/chain.js';
 import type { ActivateContext } from '../../src/devices/virtio/device.js';
 import { QueueSession } from '../../src/devices/virtio/queue-session.js';
 import { VirtqDriver } from '../helpers/virtq-driver.js';
+import { ObservedQueue } from '../helpers/observed-queue.js';
 
 type Op =
   | { kind: 'post'; n: number }
@@ -47,21 +48,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** What happened, in order: checks (with the model's verdict) and interrupts. */
 type Event = { kind: 'check'; used: number; asked: boolean } | { kind: 'interrupt' };
 
-/** A SplitQueue that lets the driver publish just before a re-enable and reports each check. */
-class ObservedQueue extends SplitQueue {
-  beforeEnable: (() => void) | undefined;
-  onCheck: ((usedIdx: number) => void) | undefined;
-  override enableNotification(): boolean {
-    const hook = this.beforeEnable;
-    this.beforeEnable = undefined;
-    hook?.();
-    return super.enableNotification();
-  }
-  override needsNotification(): boolean {
-    this.onCheck?.(this.nextUsed);
-    return super.needsNotification();
-  }
-}
 
 const turn = (): Promise<void> => new Promise((res) => setImmediate(res));
 

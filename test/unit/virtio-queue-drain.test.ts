@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { SplitQueue, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY, type SplitQueueConfig } from '../../src/devices/virtio/queue.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY, type SplitQueueConfig } from '../../src/devices/virtio/queue.js';
 import type { DescriptorChain } from '../../src/devices/virtio/chain.js';
 import type { ActivateContext } from '../../src/devices/virtio/device.js';
 import { VirtioChainError, VirtioQueueError } from '../../src/devices/virtio/errors.js';
@@ -12,29 +12,14 @@ import { QueueSession, QueueSessionError } from '../../src/devices/virtio/queue-
 import type { ActiveQueue, ActiveQueueOptions } from '../../src/devices/virtio/active-queue.js';
 import { UsedNotifier } from '../../src/devices/virtio/used-notifier.js';
 import { VirtqDriver } from '../helpers/virtq-driver.js';
+import { ObservedQueue } from '../helpers/observed-queue.js';
 
-/** A SplitQueue that runs a hook (the driver publishing on another CPU) just before a re-enable,
- * and counts its needsNotification checks. */
-class RacingQueue extends SplitQueue {
-  beforeEnable: (() => void) | undefined;
-  checks = 0;
-  override enableNotification(): boolean {
-    const hook = this.beforeEnable;
-    this.beforeEnable = undefined;
-    hook?.();
-    return super.enableNotification();
-  }
-  override needsNotification(): boolean {
-    this.checks++;
-    return super.needsNotification();
-  }
-}
 
 interface Bed {
   memory: GuestMemory;
   /** One driver per queue. */
   drivers: VirtqDriver[];
-  rings: RacingQueue[];
+  rings: ObservedQueue[];
   ctx: ActivateContext;
   session: QueueSession;
   interrupts: () => number;
@@ -47,13 +32,13 @@ function bed(opts: { eventIdx?: boolean; size?: number; queues?: number } = {}):
   const count = opts.queues ?? 1;
   const memory = GuestMemory.fromSizes([{ guestPhysAddr: 0, size: 0x10000 * (count + 1) }]);
   const drivers: VirtqDriver[] = [];
-  const rings: RacingQueue[] = [];
+  const rings: ObservedQueue[] = [];
   for (let i = 0; i < count; i++) {
     const base = 0x10000 * (i + 1);
     const driver = new VirtqDriver(memory, { size: opts.size ?? 16, ringBase: base, bufferBase: base + 0x4000, bufferEnd: base + 0x10000, eventIdx });
     const config: SplitQueueConfig = { ...driver.layout, index: i, maxSize: 256, eventIdx, indirectDesc: true };
     drivers.push(driver);
-    rings.push(new RacingQueue(memory, config));
+    rings.push(new ObservedQueue(memory, config));
   }
   let interrupts = 0;
   const resets: string[] = [];
@@ -107,7 +92,7 @@ for (const eventIdx of [false, true]) {
     const first = postOne(driver);
     assert.ok(driver.takeKick(), 'the first chain is notified');
     let second = -1;
-    (b.rings[0] as RacingQueue).beforeEnable = () => {
+    (b.rings[0] as ObservedQueue).beforeEnable = () => {
       second = postOne(driver);
       assert.not.ok(driver.takeKick(), 'published while notifications were off: no notification will come');
     };
@@ -398,7 +383,7 @@ for (const eventIdx of [false, true]) {
     test(`[EVENT_IDX ${eventIdx ? 'on' : 'off'}] five completions in one turn outside a drain: one check, and ${wish === 'wants' ? 'one interrupt' : 'no interrupt'} (the driver ${wish === 'wants' ? 'asked' : 'suppressed them'})`, async () => {
       const b = bed({ eventIdx });
       const driver = b.drivers[0] as VirtqDriver;
-      const ring = b.rings[0] as RacingQueue;
+      const ring = b.rings[0] as ObservedQueue;
       const q = open(b);
       // A first completion, so that EVENT_IDX has a last-signalled index (its first check always signals).
       postOne(driver);
@@ -519,7 +504,7 @@ for (const eventIdx of [false, true]) {
     assert.not.ok(notificationsOn(driver, eventIdx, 1), 'off while the device takes chains');
     let raced = -1;
     assert.is(q.popOrEnable()?.head, c);
-    (b.rings[0] as RacingQueue).beforeEnable = () => {
+    (b.rings[0] as ObservedQueue).beforeEnable = () => {
       raced = postOne(driver);
     };
     assert.is(q.popOrEnable()?.head, raced, 'published during the re-enable: taken, not lost');

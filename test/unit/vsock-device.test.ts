@@ -62,6 +62,16 @@ function hostConnect(uds: string): { socket: Socket; data: () => string; ended: 
   return { socket, data: () => text, ended: () => ended, closed: () => closed, gone: () => ended || closed };
 }
 
+/** CONNECT <port> from a host program, answered by the guest: returns the host side and the host port. */
+async function established(uds: string, guest: VsockTestGuest, port: number): Promise<{ host: ReturnType<typeof hostConnect>; hostPort: number; request: ReceivedPacket }> {
+  const host = hostConnect(uds);
+  host.socket.write(`CONNECT ${port}\n`);
+  const request = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: port, dstPort: request.header.srcPort });
+  await until('OK', guest, () => host.data().startsWith('OK '));
+  return { host, hostPort: request.header.srcPort, request };
+}
+
 test('host-initiated: CONNECT <port>, the guest accepts, OK <host port>, bytes both ways, clean close', async () => {
   const { uds, device, guest } = await rig();
   assert.is(statSync(uds).mode & 0o777, 0o600, 'the listening socket is 0600');
@@ -204,12 +214,7 @@ test('no fd left behind after connections and dispose', async () => {
 
 test('garbage from the guest is dropped or answered with RST, counted, and a good connection goes on', async () => {
   const { uds, device, guest } = await rig();
-  const host = hostConnect(uds);
-  host.socket.write('CONNECT 9000\n');
-  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
-  const hostPort = req.header.srcPort;
-  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 9000, dstPort: hostPort });
-  await until('OK', guest, () => host.data().startsWith('OK '));
+  const { host, hostPort } = await established(uds, guest, 9000);
   const header = (over: Partial<Parameters<typeof encodeHeader>[0]>): Uint8Array =>
     encodeHeader({ srcCid: CID, dstCid: VSOCK_HOST_CID, srcPort: 1, dstPort: 2, len: 0, type: 1, op: VIRTIO_VSOCK_OP_RW, flags: 0, bufAlloc: 0, fwdCnt: 0, ...over });
   guest.sendRaw(new Uint8Array(20), new Uint8Array(0)); // a short header
@@ -232,12 +237,7 @@ test('garbage from the guest is dropped or answered with RST, counted, and a goo
 
 test('a host reader that stops: the guest is held back by credit, the VMM holds a bounded amount, and everything arrives once it reads again', async () => {
   const { uds, device, guest } = await rig();
-  const host = hostConnect(uds);
-  host.socket.write('CONNECT 9100\n');
-  const req = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
-  const hostPort = req.header.srcPort;
-  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 9100, dstPort: hostPort });
-  await until('OK', guest, () => host.data().startsWith('OK '));
+  const { host, hostPort, request: req } = await established(uds, guest, 9100);
   host.socket.pause();
   // The guest sends 4 KiB packets of a counting pattern as far as the host's credit lets it.
   const total = 2 * 1024 * 1024;
