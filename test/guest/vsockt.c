@@ -5,6 +5,9 @@
  *   vsockt listen PORT [-n CONNS] MODE [ARGS]     accept CONNS connections (default 1), each
  *                                                 served by MODE in its own thread, then exit
  *   vsockt connect CID PORT [-c CONNS] MODE [ARGS] open CONNS connections (default 1) at once
+ *   vsockt cycle CID PORT ROUNDS                  connect, send 16 bytes, shut down, read to
+ *                                                 EOF and close, ROUNDS times one after another
+ *   vsockt accept-cycle PORT ROUNDS               accept, read to EOF, close, ROUNDS times
  *
  * MODE is one of
  *   echo                        copy what arrives back until EOF, then shut down writing
@@ -21,6 +24,7 @@
  * Each connection prints one line when it ends:
  *   VSOCKT-RESULT conn=I mode=M sent=N received=N ok=1|0 ms=T [error=...]
  * and the program prints `VSOCKT-DONE ok=1|0` last, exiting 0 only when every connection was ok.
+ * The cycle modes print one `VSOCKT-CYCLES rounds=N failed=F ms=T` line instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -185,7 +189,7 @@ static void *serve(void *arg) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: vsockt listen PORT [-n CONNS] MODE [ARGS] | vsockt connect CID PORT [-c CONNS] MODE [ARGS]\n");
+  fprintf(stderr, "usage: vsockt listen PORT [-n CONNS] MODE [ARGS] | vsockt connect CID PORT [-c CONNS] MODE [ARGS] | vsockt cycle CID PORT ROUNDS | vsockt accept-cycle PORT ROUNDS\n");
   exit(2);
 }
 
@@ -197,8 +201,44 @@ static unsigned long number(const char *s) {
   return v;
 }
 
+/* Connect/close or accept/close ROUNDS times, one connection at a time (leak and churn tests). */
+static int cycles(int accepting, unsigned cid, unsigned port, unsigned long rounds) {
+  double t0 = now_ms();
+  unsigned long failed = 0;
+  char buf[256];
+  int lfd = -1;
+  struct sockaddr_vm addr = {.svm_family = AF_VSOCK, .svm_cid = accepting ? VMADDR_CID_ANY : cid, .svm_port = port};
+  if (accepting) {
+    lfd = socket(AF_VSOCK, SOCK_STREAM, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 16) != 0) {
+      printf("VSOCKT-ERROR listen on port %u: %s\n", port, strerror(errno));
+      return 1;
+    }
+    printf("VSOCKT-LISTENING port=%u\n", port);
+  }
+  for (unsigned long i = 0; i < rounds; i++) {
+    int fd = accepting ? accept(lfd, NULL, NULL) : socket(AF_VSOCK, SOCK_STREAM, 0);
+    if (fd < 0 || (!accepting && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) ||
+        (!accepting && (send(fd, "0123456789abcdef", 16, MSG_NOSIGNAL) != 16 || shutdown(fd, SHUT_WR) != 0))) {
+      failed++;
+      if (failed <= 3) printf("VSOCKT-ERROR round %lu: %s\n", i, strerror(errno));
+    } else {
+      ssize_t n;
+      while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+      }
+      if (n < 0) failed++;
+    }
+    if (fd >= 0) close(fd);
+  }
+  if (lfd >= 0) close(lfd);
+  printf("VSOCKT-CYCLES rounds=%lu failed=%lu ms=%.0f\n", rounds, failed, now_ms() - t0);
+  return failed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 5 && strcmp(argv[1], "cycle") == 0) return cycles(0, (unsigned)number(argv[2]), (unsigned)number(argv[3]), number(argv[4]));
+  if (argc == 4 && strcmp(argv[1], "accept-cycle") == 0) return cycles(1, 0, (unsigned)number(argv[2]), number(argv[3]));
   if (argc < 3) usage();
   int listening = strcmp(argv[1], "listen") == 0;
   if (!listening && strcmp(argv[1], "connect") != 0) usage();
