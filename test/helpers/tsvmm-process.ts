@@ -38,6 +38,20 @@ const PROBE_WAIT_MS = 10_000;
 const REPORT_WAIT_MS = 3_000;
 
 /**
+ * TSVMM_TEST_GUEST_ARGS (kernel parameters, e.g. `lapic=notscdeadline`) joins every booted
+ * guest's --cmdline, before its `--`: for experiments on the test bed's faults (test/bed/README.md).
+ */
+function withGuestArgs(args: string[]): string[] {
+  const extra = process.env.TSVMM_TEST_GUEST_ARGS?.trim();
+  const at = args.indexOf('--cmdline');
+  if (!extra || args[0] !== 'boot' || at < 0 || at + 1 >= args.length) return args;
+  const line = args[at + 1] as string;
+  const dashes = line.search(/(^| )--( |$)/);
+  const joined = dashes < 0 ? `${line} ${extra}` : `${line.slice(0, dashes)} ${extra}${line.slice(dashes)}`;
+  return [...args.slice(0, at + 1), joined, ...args.slice(at + 2)];
+}
+
+/**
  * Boots `tsvmm args` and resolves when it exits. On a time-out it asks tsvmm where the guest is
  * (SIGUSR2: vCPU registers and LAPIC, UART, virtqueues, interrupts raised), types a probe line,
  * and in the test bed judges the emulated machine while the guest is still there: a stalled
@@ -51,7 +65,7 @@ export function runTsvmm(args: string[], dialogue: [RegExp, string][] = [], time
   if (inTestBed) startKvmTrace();
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'tsvmm.js'), ...withGuestArgs(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let step = 0;
