@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { VirtioVsock } from '../../src/devices/vsock/device.js';
 import { HybridVsockBackend, VsockBackendError } from '../../src/devices/vsock/hybrid-backend.js';
 import {
+  VIRTIO_VSOCK_OP_CREDIT_UPDATE,
   VIRTIO_VSOCK_OP_REQUEST,
   VIRTIO_VSOCK_OP_RESPONSE,
   VIRTIO_VSOCK_OP_RST,
@@ -285,6 +286,44 @@ test('a host reader that stops: the guest is held back by credit, the VMM holds 
   assert.is(sent, total);
   assert.is(body.length, total);
   assert.ok(body.equals(pattern), 'every byte in order');
+  host.socket.destroy();
+  await device.dispose();
+});
+
+test('host bytes still waiting in the backend when the host ends its stream reach the guest before the end', async () => {
+  const { uds, device, guest } = await rig();
+  // A guest with a 4 KiB receive buffer: tsvmm may send it little at a time and holds the rest.
+  const host = hostConnect(uds);
+  host.socket.write('CONNECT 9200\n');
+  const request = await until('REQUEST', guest, () => takeOp(guest, VIRTIO_VSOCK_OP_REQUEST));
+  const hostPort = request.header.srcPort;
+  guest.send({ op: VIRTIO_VSOCK_OP_RESPONSE, srcPort: 9200, dstPort: hostPort, bufAlloc: 4096 });
+  await until('OK', guest, () => host.data().startsWith('OK '));
+  // One read's worth (64 KiB) fills what the muxer holds for the guest; the rest waits in the
+  // backend.
+  const total = 65536 + 10_000;
+  const pattern = Buffer.from(Uint8Array.from({ length: total }, (_, i) => (i * 7) % 253));
+  // The EOF comes in a later read than the bytes, while tsvmm still holds some of them.
+  host.socket.write(pattern);
+  await new Promise((r) => setTimeout(r, 100));
+  host.socket.end();
+  await new Promise((r) => setTimeout(r, 100));
+  const got: Buffer[] = [];
+  let received = 0;
+  let shutdownAt = -1;
+  await until('the whole stream, then SHUTDOWN', guest, () => {
+    for (const p of guest.received.splice(0)) {
+      if (p.header.op === VIRTIO_VSOCK_OP_RW) {
+        got.push(Buffer.from(p.payload));
+        received += p.payload.length;
+      } else if (p.header.op === VIRTIO_VSOCK_OP_SHUTDOWN && shutdownAt < 0) shutdownAt = received;
+    }
+    // The guest consumed it all: tell the host (fwd_cnt) so that it may send more.
+    guest.send({ op: VIRTIO_VSOCK_OP_CREDIT_UPDATE, srcPort: 9200, dstPort: hostPort, fwdCnt: received, bufAlloc: 4096 });
+    return shutdownAt >= 0;
+  });
+  assert.is(shutdownAt, total, 'SHUTDOWN came after every byte');
+  assert.ok(Buffer.concat(got).equals(pattern), 'every byte in order');
   host.socket.destroy();
   await device.dispose();
 });

@@ -50,6 +50,8 @@ interface HostConn {
   waitingForDrain: boolean;
   /** Host-initiated: the OK line to send once the guest accepts. */
   readonly okLine?: string;
+  /** The host's EOF or clean close, told to the muxer only after `pending` went to it. */
+  after?: 'eof' | 'close';
 }
 
 /** A type (not an interface) so that it reads as a record of numbers for metrics. */
@@ -224,8 +226,11 @@ export class HybridVsockBackend implements VsockBackend {
         socket.pause();
       }
     });
+    // Bytes the muxer has not taken yet come before the end: EOF and a clean close wait for them.
     socket.on('end', () => {
-      if (conn.state === 'open') port.hostEof(connId);
+      if (conn.state !== 'open') return;
+      if (conn.pending.length > 0) conn.after ??= 'eof';
+      else port.hostEof(connId);
     });
     socket.on('drain', () => {
       if (conn.state !== 'open' || !conn.waitingForDrain) return;
@@ -234,10 +239,13 @@ export class HybridVsockBackend implements VsockBackend {
     });
     socket.on('error', () => undefined); // 'close' follows, with hadError
     socket.on('close', (hadError: boolean) => {
-      const wasOpen = conn.state !== 'closed';
+      if (conn.state === 'closed') return;
+      if (!hadError && conn.state === 'open' && conn.pending.length > 0) {
+        conn.after = 'close';
+        return;
+      }
       conn.state = 'closed';
       this.conns.delete(connId);
-      if (!wasOpen) return;
       if (hadError) port.hostReset(connId);
       else port.hostClose(connId);
     });
@@ -255,7 +263,17 @@ export class HybridVsockBackend implements VsockBackend {
       }
       conn.pending.shift();
     }
-    if (conn.state === 'open') conn.socket.resume();
+    if (conn.state !== 'open') return;
+    if (conn.after === 'close') {
+      conn.state = 'closed';
+      this.conns.delete(connId);
+      port.hostClose(connId);
+    } else if (conn.after === 'eof') {
+      conn.after = undefined;
+      port.hostEof(connId);
+    } else {
+      conn.socket.resume();
+    }
   }
 
   // --- VsockBackend: called inside muxer calls, so muxer calls are deferred ----------------------
