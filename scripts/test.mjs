@@ -164,7 +164,9 @@ async function bedAttempt(mode, env) {
   const cli = join('dist', 'test', 'bed', 'cli.js');
   log(`starting the nested-KVM test bed for: ${mode} (overall timeout ${BED_TIMEOUT_S} s, seed ${seed})`);
   usedTestBed = true;
-  const assignments = Object.entries({ ...seedEnv, ...env }).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('');
+  // Knobs a developer set for the Linux tests go into the bed too.
+  const knobs = Object.fromEntries(['TSVMM_VSOCK_CYCLES', 'TSVMM_DURABILITY_CYCLES', 'TSVMM_TEST_GUEST_ARGS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+  const assignments = Object.entries({ ...seedEnv, ...knobs, ...env }).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('');
   // The Linux suite moves 256 MiB files through the bed's tmpfs (/tmp) next to its nested guests:
   // 4 GiB keeps that clear of memory pressure (the default is 2 GiB).
   const memory = mode.startsWith('kvm-linux') ? ['--memory', '4096'] : [];
