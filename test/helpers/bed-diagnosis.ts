@@ -10,7 +10,7 @@
 // Also kept for the record: the tail of L1's KVM interrupt trace (kvm:* tracepoints, started
 // for the bed's first nested guest), which shows what KVM injected into the stopped guest last.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { guestKernel } from './guest-kernel.js';
 import { heldInterrupt } from './vcpu-reports.js';
 import { HOST_TOOL_ENV } from './host-env.js';
@@ -65,6 +65,42 @@ function l1StallLines(): string[] {
   return r.status === 0 ? r.stdout.split('\n').filter((l) => L1_STALL.test(l)) : [];
 }
 
+const DEBUGFS = '/sys/kernel/debug';
+/** L1's log lines about its clock: TSC marked unstable, KVM seeing the TSC go back, clocksource switches. */
+const L1_CLOCK = /unstable|backwards TSC|clocksource: Switched|Marking TSC|tsc: Refined/i;
+
+/** What L1's own log says about its clock (the last few lines), for the details. */
+function l1ClockLines(): string[] {
+  const r = spawnSync('dmesg', [], { encoding: 'utf8', env: HOST_TOOL_ENV, timeout: 10_000 });
+  return r.status === 0 ? r.stdout.split('\n').filter((l) => L1_CLOCK.test(l)).slice(-8) : [];
+}
+
+/**
+ * KVM's per-vCPU TSC state in L1's debugfs (kvm/<pid>-<fd>/vcpuN/tsc-offset and
+ * tsc-scaling-ratio): the offset KVM applies to L1's TSC for each nested guest.
+ */
+function kvmTscState(): string {
+  if (!existsSync(`${DEBUGFS}/kvm`)) spawnSync('mount', ['-t', 'debugfs', 'nodev', DEBUGFS], { env: HOST_TOOL_ENV, timeout: 10_000 });
+  try {
+    const out: string[] = [];
+    for (const vm of readdirSync(`${DEBUGFS}/kvm`).filter((d) => /^\d+-\d+$/.test(d))) {
+      for (const vcpu of readdirSync(`${DEBUGFS}/kvm/${vm}`).filter((d) => /^vcpu\d+$/.test(d))) {
+        const read = (f: string): string => {
+          try {
+            return readFileSync(`${DEBUGFS}/kvm/${vm}/${vcpu}/${f}`, 'utf8').trim();
+          } catch {
+            return '?';
+          }
+        };
+        out.push(`${vm}/${vcpu}: tsc-offset ${read('tsc-offset')}, tsc-scaling-ratio ${read('tsc-scaling-ratio')}`);
+      }
+    }
+    return out.length > 0 ? out.join('; ') : 'no VM in KVM debugfs';
+  } catch (e) {
+    return `(no KVM debugfs: ${(e as Error).message})`;
+  }
+}
+
 interface ControlResult {
   /** 'booted': reached its marker and exited; 'stalled': started but did not; 'unavailable': could not run. */
   kind: 'booted' | 'stalled' | 'unavailable';
@@ -117,6 +153,7 @@ const GUEST_TIMER_STALL = /rcu: rcu_\w+ kthread timer wakeup didn't happen[^\r\n
  */
 export async function diagnoseEmulatedMachine(tsvmmStderr: string, guestConsole: string): Promise<BedHealth> {
   const trace = kvmTraceTail(60);
+  const tscState = kvmTscState();
   const held = heldInterrupt(tsvmmStderr);
   const control = await controlGuest();
   const stallLines = l1StallLines();
@@ -126,6 +163,8 @@ export async function diagnoseEmulatedMachine(tsvmmStderr: string, guestConsole:
     `L1 kernel log: ${stallLines.length ? stallLines.join(' / ') : 'no timer-wakeup stall logged'}`,
     `KVM's view of the guest: ${held ?? 'no interrupt held back in two reports (see the vCPU lines above)'}`,
     `the guest's own log: ${guestStall ?? 'no timer-wakeup stall'}`,
+    `L1's clock in its log: ${l1ClockLines().join(' / ') || 'nothing'}`,
+    `KVM's TSC state per vCPU (L1 debugfs): ${tscState}`,
     `L1 KVM trace, last events:`,
     trace,
   ].join('\n');
