@@ -6,6 +6,7 @@ import { VirtioVsock } from '../devices/vsock/device.js';
 import { HybridVsockBackend } from '../devices/vsock/hybrid-backend.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import type { DisposalStack } from './disposal-stack.js';
+import { debugLog } from './debug-log.js';
 import { ConfigError, drivesInGuestOrder, type DriveDescription, type VmDescription, type VsockDescription } from './vm-description.js';
 
 export type DeviceKind = 'virtio-blk' | 'virtio-vsock';
@@ -30,12 +31,11 @@ async function openDrive(d: DriveDescription): Promise<VirtioDevice> {
 }
 
 async function openVsock(v: VsockDescription): Promise<VirtioDevice> {
-  const log = (line: string): void => {
-    if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${v.vsockId}: ${line}\n`);
-  };
+  // The muxer logs every guest packet when asked to: only pass a log when debugging is on.
+  const log = debugLog(v.vsockId);
   const backend = await HybridVsockBackend.listen(v.udsPath, log);
   try {
-    return new VirtioVsock(BigInt(v.guestCid), backend, { log });
+    return new VirtioVsock(BigInt(v.guestCid), backend, log ? { log } : {});
   } catch (e) {
     await backend.dispose();
     throw e;

@@ -18,6 +18,7 @@ import { HostMapping } from '../vmm/mapping.js';
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import type { MemoryRegion, Vm } from '../vmm/vm.js';
 import type { DisposalStack } from './disposal-stack.js';
+import { debugLog } from './debug-log.js';
 
 export const VIRTIO_MMIO_SIZE = 0x1000;
 
@@ -91,9 +92,8 @@ export class VirtioMmioHost {
   ) {
     this.base = placement.base;
     this.gsi = placement.gsi;
-    const log = (line: string): void => {
-      if (process.env.TSVMM_DEBUG) process.stderr.write(`[tsvmm] ${name}: ${line}\n`);
-    };
+    const debug = debugLog(name);
+    const log = (line: string): void => debug?.(line);
     this.irq = stack.use(`${name} irqfd`, new EventFd());
     this.statusEvent = stack.use(`${name} status eventfd`, new EventFd());
     this.ackEvent = placement.ackDoorbell ?? true ? stack.use(`${name} ack eventfd`, new EventFd()) : undefined;
