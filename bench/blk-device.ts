@@ -20,7 +20,7 @@ import type { IoEngine } from '../src/devices/virtio/block/backend.js';
 import { VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../src/devices/virtio/block/request.js';
 import { GuestMemory } from '../src/vmm/guest-memory.js';
 import { HostMapping } from '../src/vmm/mapping.js';
-import { clockTicks, cpuBetween, threadTimes } from '../src/bench/blk/threads.js';
+import { clockTicks, cpuBetween, threadTimes } from '../src/bench/threads.js';
 import { VirtioTestDriver } from '../test/helpers/virtio-driver.js';
 
 /** --aio: the backend's engine (default: the backend's own choice). */

@@ -21,9 +21,9 @@ import { findGuestKernel } from '../src/check/guest-kernel.js';
 import { detectKvm, hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatPairedTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
-import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/blk/threads.js';
+import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/threads.js';
 import { mountExt4Loop } from '../test/helpers/ext4-loop.js';
-import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/blk/kvm-stats.js';
+import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/kvm-stats.js';
 
 const CMDLINE = 'reboot=k panic=1 pci=off quiet console=ttyS0 tsvmm.init=shell';
 const MEMORY_MIB = 256;

@@ -4,6 +4,7 @@ import { BootError } from '../boot/index.js';
 import { ConfigError } from '../machine/vm-description.js';
 import { Machine, type MachineExit } from '../machine/machine.js';
 import { DeviceOpenError } from '../machine/device-factories.js';
+import { ResourceExhaustedError } from '../machine/resources.js';
 import type { BusStats } from '../vmm/bus.js';
 import { BOOT_USAGE, parseBootArgs } from './boot-args.js';
 import { describePriority } from '../machine/thread-priority.js';
@@ -95,7 +96,7 @@ export async function bootCommand(argv: string[]): Promise<number> {
   try {
     machine = await Machine.create(args.description, { consoleFd: 1 });
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof BootError || e instanceof DeviceOpenError) throw new UsageError(e.message, BOOT_USAGE);
+    if (e instanceof ConfigError || e instanceof BootError || e instanceof DeviceOpenError || e instanceof ResourceExhaustedError) throw new UsageError(e.message, BOOT_USAGE);
     throw e;
   }
   try {

@@ -12,8 +12,9 @@ import { moduleDepends, moduleName, resolveLoadOrder } from './modinfo.js';
  * loop and ext4 (with crc32c, ext4's soft dependency for metadata checksums), so that a job can
  * mount an ext4 image from the scratch tmpfs: the block benchmark keeps its scratch disk on one,
  * since tmpfs does neither O_DIRECT nor RWF_NOWAIT reads, unlike the file systems images live on.
+ * And vhost_vsock, for QEMU's vhost-vsock-device: the peer of the vsock benchmark.
  */
-export const ROOT_MODULES = ['kvm_amd', 'virtio_pci', '9pnet_virtio', '9p', 'loop', 'crc32c_generic', 'ext4'] as const;
+export const ROOT_MODULES = ['kvm_amd', 'virtio_pci', '9pnet_virtio', '9p', 'loop', 'crc32c_generic', 'ext4', 'vhost_vsock'] as const;
 
 export interface GuestModule {
   name: string;

@@ -8,8 +8,9 @@
 #                holding /blkbench and /vsockt
 #
 # Cached in ${XDG_CACHE_HOME:-~/.cache}/tsvmm/guest/<hash>/, the hash covering this script, the
-# sources and the compiler's version; nothing built lands in the repository. Prints the two
-# paths, one a line (blkbench, then tools.ext4). Needs gcc, libc6-dev (for libc.a) and e2fsprogs.
+# sources and the compiler's version; nothing built lands in the repository. Prints the three
+# paths, one a line (blkbench, vsockt, then tools.ext4: the image stays last). vsockt also runs
+# on the host, as the host-side peer of bench/vsock.ts. Needs gcc, libc6-dev (for libc.a) and e2fsprogs.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +34,7 @@ if [ ! -f "$cache/tools.ext4" ]; then
   truncate -s 8M "$tmp/tools.ext4" # exists already, so mkfs does not announce creating it
   mkfs.ext4 -q -F -O ^has_journal -E root_owner=0:0 -L tsvmm-tools -d "$tmp/root" "$tmp/tools.ext4"
   cp "$tmp/root/blkbench" "$tmp/blkbench"
+  cp "$tmp/root/vsockt" "$tmp/vsockt"
   rm -rf "$tmp/root"
   chmod 755 "$tmp" # mktemp made it private; the cache is readable like the rest of ~/.cache/tsvmm
   # Built aside and renamed into place, so that an interrupted build never looks finished.
@@ -41,4 +43,5 @@ if [ ! -f "$cache/tools.ext4" ]; then
   trap - EXIT
 fi
 echo "$cache/blkbench"
+echo "$cache/vsockt"
 echo "$cache/tools.ext4"

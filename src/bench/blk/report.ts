@@ -2,8 +2,8 @@
 // figure and VMM, the tsvmm/QEMU ratio (higher is better for tsvmm), and per-request counts.
 import { geomean, max, median, min } from '../stats.js';
 import type { GuestResult, GuestRun, TsvmmStats } from './parse.js';
-import type { CpuSplit } from './threads.js';
-import { KVM_COUNTERS, type KvmCounters } from './kvm-stats.js';
+import type { CpuSplit } from '../threads.js';
+import { KVM_COUNTERS, type KvmCounters } from '../kvm-stats.js';
 
 /** One boot of one VMM that ran the whole test list. */
 export interface VmmRun {

@@ -1,5 +1,5 @@
 // KVM's own event counters (debugfs /sys/kernel/debug/kvm/<name>: sums over every vCPU of every
-// VM on the host), read around each test of the block benchmark. With one VM running at a time,
+// VM on the host), read around each test of a benchmark (bench/blk.ts, bench/vsock.ts). With one VM running at a time,
 // as the benchmark does, their differences are that VM's exits per request whichever VMM runs
 // it: QEMU's included, which counts nothing itself.
 import { execFileSync } from 'node:child_process';
