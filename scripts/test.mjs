@@ -165,7 +165,7 @@ async function bedAttempt(mode, env) {
   log(`starting the nested-KVM test bed for: ${mode} (overall timeout ${BED_TIMEOUT_S} s, seed ${seed})`);
   usedTestBed = true;
   // Knobs a developer set for the Linux tests go into the bed too.
-  const knobs = Object.fromEntries(['TSVMM_VSOCK_CYCLES', 'TSVMM_DURABILITY_CYCLES', 'TSVMM_TEST_GUEST_ARGS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+  const knobs = Object.fromEntries(['TSVMM_VSOCK_CYCLES', 'TSVMM_VSOCK_STRESS_MIB', 'TSVMM_DURABILITY_CYCLES', 'TSVMM_TEST_GUEST_ARGS'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
   const assignments = Object.entries({ ...seedEnv, ...knobs, ...env }).map(([k, v]) => `${k}=${JSON.stringify(v)} `).join('');
   // The Linux suite moves 256 MiB files through the bed's tmpfs (/tmp) next to its nested guests:
   // 4 GiB keeps that clear of memory pressure (the default is 2 GiB).

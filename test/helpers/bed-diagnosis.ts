@@ -66,8 +66,12 @@ function l1StallLines(): string[] {
 }
 
 const DEBUGFS = '/sys/kernel/debug';
-/** L1's log lines about its clock: TSC marked unstable, KVM seeing the TSC go back, clocksource switches. */
-const L1_CLOCK = /unstable|backwards TSC|clocksource: Switched|Marking TSC|tsc: Refined/i;
+/**
+ * L1's log lines about its clock: its TSC rate (detected, refined), TSC marked unstable, KVM
+ * seeing the TSC go back, clocksource switches, and KVM refusing a vCPU's TSC rate ("user
+ * requested TSC rate below hardware speed": that vCPU's TSC multiplier stays 0, issue 26).
+ */
+const L1_CLOCK = /unstable|backwards TSC|clocksource: Switched|Marking TSC|tsc: Refined|tsc: Detected|TSC rate|TSC scaling ratio/i;
 
 /** What L1's own log says about its clock (the last few lines), for the details. */
 function l1ClockLines(): string[] {
@@ -157,17 +161,23 @@ export async function diagnoseEmulatedMachine(tsvmmStderr: string, guestConsole:
   const held = heldInterrupt(tsvmmStderr);
   const control = await controlGuest();
   const stallLines = l1StallLines();
+  const clockLines = l1ClockLines();
+  const tscRefused = clockLines.find((l) => /TSC rate below hardware speed/.test(l));
   const guestStall = GUEST_TIMER_STALL.exec(guestConsole)?.[0];
   const details = [
     `control guest: ${control.detail}`,
     `L1 kernel log: ${stallLines.length ? stallLines.join(' / ') : 'no timer-wakeup stall logged'}`,
     `KVM's view of the guest: ${held ?? 'no interrupt held back in two reports (see the vCPU lines above)'}`,
     `the guest's own log: ${guestStall ?? 'no timer-wakeup stall'}`,
-    `L1's clock in its log: ${l1ClockLines().join(' / ') || 'nothing'}`,
+    `L1's clock in its log: ${clockLines.join(' / ') || 'nothing'}`,
     `KVM's TSC state per vCPU (L1 debugfs): ${tscState}`,
     `L1 KVM trace, last events:`,
     trace,
   ].join('\n');
+  if (tscRefused) {
+    const evidence = `emulated machine at fault: L1's KVM refused a vCPU's TSC rate ("${tscRefused.trim()}"), which leaves that vCPU's TSC multiplier at 0 and its TSC-deadline timer late by L1's uptime`;
+    return { stalled: true, evidence, details };
+  }
   if (control.kind === 'stalled') return { stalled: true, evidence: `emulated machine stalled: ${control.detail}`, details };
   if (stallLines.length > 0) return { stalled: true, evidence: `emulated machine stalled: L1 logged "${(stallLines[0] as string).trim()}"`, details };
   if (held !== undefined) return { stalled: true, evidence: `emulated machine stalled: ${held}`, details };
