@@ -284,7 +284,7 @@ Napi::Value OpenFile(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, Reopen(env, fd, flags, "openFile").Release());
 }
 
-// createAt(dirfd, name, flags, mode) -> { fd (for I/O), pathFd (O_PATH), stat }. O_CREAT|O_EXCL
+// createAt(dirfd, name, flags, mode) -> { fd (O_PATH), ioFd (for I/O), stat }. O_CREAT|O_EXCL
 // first, so that nothing existing is opened by openat2 itself; when the name exists and the
 // caller did not ask for O_EXCL, the entry is looked up without following and re-opened only if
 // it is a regular file (a symlink: ELOOP, a directory: EISDIR, anything else: ENXIO).
@@ -317,8 +317,8 @@ Napi::Value CreateAt(const Napi::CallbackInfo& info) {
     }
     Napi::Object o = Napi::Object::New(env);
     o.Set("stat", StatObject(env, StatxFd(env, pathFd.Get())));
-    o.Set("fd", Napi::Number::New(env, fd.Release()));
-    o.Set("pathFd", Napi::Number::New(env, pathFd.Release()));
+    o.Set("ioFd", Napi::Number::New(env, fd.Release()));
+    o.Set("fd", Napi::Number::New(env, pathFd.Release()));
     return o;
   }
 }
@@ -364,9 +364,10 @@ Napi::Value SymlinkAt(const Napi::CallbackInfo& info) {
 }
 
 // linkAt(fd, newdirfd, newname) -> { fd, stat }: a hard link to the inode `fd` holds. linkat
-// with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; linkat of the /proc/self/fd magic link with
-// AT_SYMLINK_FOLLOW does not, and lands on the held inode itself (a symlink included: the magic
-// link's target is not followed further).
+// with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH on Linux 6.1 (later kernels relax it for fds the
+// caller opened); linkat of the /proc/self/fd magic link with AT_SYMLINK_FOLLOW needs neither, and
+// lands on the held inode itself (a symlink included: the magic link's target is not followed
+// further). Seen working unprivileged (uid 65534) on the development host.
 Napi::Value LinkAt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
@@ -494,6 +495,8 @@ Napi::Value ReadDir(const Napi::CallbackInfo& info) {
   for (size_t pos = 0; pos < size_t(n);) {
     struct dirent64 d;
     memcpy(&d, buf.data() + pos, offsetof(struct dirent64, d_name));
+    if (d.d_reclen <= offsetof(struct dirent64, d_name) || pos + d.d_reclen > size_t(n))
+      throw ErrnoError(env, "getdents64", EIO, FdContext(fd) + ": malformed record at " + std::to_string(pos));
     const char* name = buf.data() + pos + offsetof(struct dirent64, d_name);
     size_t maxLen = d.d_reclen - offsetof(struct dirent64, d_name);
     size_t len = strnlen(name, maxLen);
