@@ -12,7 +12,8 @@
         "addon/uv_poll.cc",
         "addon/fd_watcher.cc",
         "addon/fileio.cc",
-        "addon/io_ring.cc"
+        "addon/io_ring.cc",
+        "addon/fs_at.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -89,6 +89,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsvmm::InitFdWatcher(env, exports);
   tsvmm::InitFileIo(env, exports);
   tsvmm::InitIoRing(env, exports);
+  tsvmm::InitFsAt(env, exports);
   tsvmm::InitVcpuThread(env, exports);
   return exports;
 }

@@ -107,6 +107,7 @@ void InitFdWatcher(Napi::Env env, Napi::Object exports);
 void InitVcpuThread(Napi::Env env, Napi::Object exports);
 void InitFileIo(Napi::Env env, Napi::Object exports);
 void InitIoRing(Napi::Env env, Napi::Object exports);
+void InitFsAt(Napi::Env env, Napi::Object exports);
 
 // The iovecs of `list`, a JS array of 1 to IOV_MAX Uint8Arrays, pointing at their bytes (zero
 // copy): what preadv/pwritev and io_uring's readv/writev take. One napi_get_element and one

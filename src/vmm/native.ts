@@ -57,6 +57,80 @@ export interface NativeVcpuThread {
   stop(): void;
 }
 
+/**
+ * The stat of an inode as addon/fs_at.cc reports it (statx(2), never following a symlink).
+ * 64-bit values that can pass 2^53 are bigint; times are seconds (signed) and nanoseconds.
+ */
+export interface NativeInodeStat {
+  /** Inode number: with `dev`, what keys an inode (a hard link has the same pair). */
+  ino: bigint;
+  /** The file system's device, makedev(major, minor). */
+  dev: bigint;
+  /** The mount's id (STATX_MNT_ID; 0n where the kernel does not say): tells submounts apart. */
+  mntId: bigint;
+  /** File type and permission bits (S_IFMT | 07777). */
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** The device a character or block device node stands for, makedev(major, minor). */
+  rdev: bigint;
+  size: bigint;
+  /** 512-byte blocks allocated. */
+  blocks: bigint;
+  blksize: number;
+  atimeSec: bigint;
+  atimeNsec: number;
+  mtimeSec: bigint;
+  mtimeNsec: number;
+  ctimeSec: bigint;
+  ctimeNsec: number;
+}
+
+/** addon/fs_at.cc, wrapped (and documented) by confined-fs.ts. */
+export interface NativeFsAt {
+  openRoot(path: string): number;
+  lookupAt(dirfd: number, name: Uint8Array, sameMount: boolean): { fd: number; stat: NativeInodeStat };
+  statAt(fd: number): NativeInodeStat;
+  statfsFd(fd: number): {
+    type: bigint;
+    bsize: number;
+    frsize: number;
+    blocks: bigint;
+    bfree: bigint;
+    bavail: bigint;
+    files: bigint;
+    ffree: bigint;
+    namelen: number;
+    flags: number;
+  };
+  openFile(fd: number, flags: number): number;
+  createAt(dirfd: number, name: Uint8Array, flags: number, mode: number): { fd: number; ioFd: number; stat: NativeInodeStat };
+  mkdirAt(dirfd: number, name: Uint8Array, mode: number): { fd: number; stat: NativeInodeStat };
+  mknodAt(dirfd: number, name: Uint8Array, mode: number, rdev: number): { fd: number; stat: NativeInodeStat };
+  symlinkAt(target: Uint8Array, dirfd: number, name: Uint8Array): { fd: number; stat: NativeInodeStat };
+  linkAt(fd: number, newdirfd: number, newname: Uint8Array): { fd: number; stat: NativeInodeStat };
+  unlinkAt(dirfd: number, name: Uint8Array, isDir: boolean): void;
+  renameAt2(olddirfd: number, oldname: Uint8Array, newdirfd: number, newname: Uint8Array, flags: number): void;
+  readlinkAt(fd: number): Uint8Array;
+  chmodInode(fd: number, mode: number): void;
+  chownInode(fd: number, uid: number, gid: number): void;
+  utimensInode(fd: number, atimeSec: bigint, atimeNsec: number, mtimeSec: bigint, mtimeNsec: number): void;
+  truncateInode(fd: number, size: number | bigint): void;
+  readDir(dirfd: number, budget: number): { ino: bigint; off: bigint; type: number; name: Uint8Array }[];
+  seekDir(dirfd: number, cookie: bigint): void;
+  getXattr(fd: number, name: Uint8Array, size: number): Uint8Array | number;
+  setXattr(fd: number, name: Uint8Array, value: Uint8Array, flags: number): void;
+  listXattr(fd: number, size: number): Uint8Array | number;
+  removeXattr(fd: number, name: Uint8Array): void;
+  fallocate(fd: number, mode: number, offset: number | bigint, length: number | bigint): void;
+  lseek(fd: number, offset: number | bigint, whence: number): bigint;
+  copyFileRange(fdIn: number, offIn: number | bigint, fdOut: number, offOut: number | bigint, length: number, flags: number): number;
+  fsync(fd: number, dataOnly: boolean): void;
+  getLock(fd: number, type: number, start: number | bigint, length: number | bigint): { type: number; start: bigint; length: bigint; pid: number } | null;
+  setLock(fd: number, type: number, start: number | bigint, length: number | bigint): boolean;
+}
+
 export interface NativeAddon {
   ioctl(fd: number, name: string, arg?: number | Uint8Array): number;
   structSizes(): Record<string, number>;
@@ -91,6 +165,7 @@ export interface NativeAddon {
   ioRingSupport(): string | null;
   /** Absent when the addon was built without liburing. */
   IoRing?: new (entries: number, completions: Int32Array, onComplete: (err?: Error, count?: number) => void) => NativeIoRing;
+  fsAt: NativeFsAt;
   VcpuThread: new (vcpu: NativeVcpu, onExit: (reason: number, errno?: number) => boolean | void) => NativeVcpuThread;
 }
 
