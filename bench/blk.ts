@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { findGuestKernel } from '../src/check/guest-kernel.js';
-import { detectKvm, hostInfo } from '../src/check/host.js';
+import { benchGuest, runsInTestBed } from '../src/bench/guest-bench.js';
+import { hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatPairedTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/threads.js';
@@ -185,17 +185,9 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const scratchFsGiven = values['scratch-fs'];
   if (scratchFsGiven !== undefined && scratchFsGiven !== 'tmp' && scratchFsGiven !== 'ext4') throw new Error(`--scratch-fs: '${scratchFsGiven}' is not tmp or ext4`);
   // kvm-pvm runs toy guests only, and without /dev/kvm nothing runs: Linux needs the test bed.
-  const kind = detectKvm().kind;
-  const testbed = values.testbed ?? (!values.native && (kind === 'kvm-pvm' || kind === 'absent'));
+  const testbed = runsInTestBed(values);
   const scratchFs = scratchFsGiven ?? (testbed || process.env.TSVMM_WHERE === 'testbed' ? 'ext4' : 'tmp');
-  let kernel = values.kernel;
-  let initrd = values.initrd;
-  if (!kernel || !initrd) {
-    const k = findGuestKernel();
-    if (!k) throw new Error('the guest kernel is not built: npm run kernel (or pass --kernel and --initrd)');
-    kernel ??= k.bzImage;
-    initrd ??= k.initramfs;
-  }
+  const { kernel, initrd } = benchGuest(values);
   const seconds = positive('seconds', values.seconds, 3, false);
   const warmupS = values.warmup === '0' ? 0 : positive('warmup', values.warmup, DEFAULT_WARMUP_S, false);
   const opts: Options = {

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { findGuestKernel } from '../src/check/guest-kernel.js';
-import { detectKvm, hostInfo } from '../src/check/host.js';
+import { benchGuest, runsInTestBed } from '../src/bench/guest-bench.js';
+import { hostInfo } from '../src/check/host.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/threads.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/kvm-stats.js';
 import { median } from '../src/bench/stats.js';
@@ -150,17 +150,9 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
     console.log(USAGE);
     process.exit(0);
   }
-  const kind = detectKvm().kind;
-  const testbed = values.testbed ?? (!values.native && (kind === 'kvm-pvm' || kind === 'absent'));
+  const testbed = runsInTestBed(values);
   const inBed = testbed || process.env.TSVMM_WHERE === 'testbed';
-  let kernel = values.kernel;
-  let initrd = values.initrd;
-  if (!kernel || !initrd) {
-    const k = findGuestKernel();
-    if (!k) throw new Error('the guest kernel is not built: npm run kernel (or pass --kernel and --initrd)');
-    kernel ??= k.bzImage;
-    initrd ??= k.initramfs;
-  }
+  const { kernel, initrd } = benchGuest(values);
   const { vsockt, tools } = guestTools();
   const names = (values.steps ?? STEPS.map((x) => x.name).join(',')).split(',').filter(Boolean);
   for (const n of names) if (!STEPS.some((x) => x.name === n)) throw new Error(`--steps: '${n}' is not one of ${STEPS.map((x) => x.name).join(', ')}`);
