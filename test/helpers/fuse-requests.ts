@@ -30,6 +30,23 @@ export interface HeaderFields {
 export const DEFAULT_UNIQUE = 2n;
 export const DEFAULT_NODEID = 1n;
 
+/** Bytes from hex written in memory order (fields little-endian as they sit in the buffer); '#' starts a comment. For hand-written fixtures. */
+export function hex(s: string): Uint8Array {
+  const clean = s.replace(/#[^\n]*/g, '').replace(/\s+/g, '');
+  return Uint8Array.from(clean.match(/../g) ?? [], (b) => parseInt(b, 16));
+}
+
+/** The error of class `cls` that `fn` throws; rethrows any other error, and fails when nothing is thrown. */
+export function thrown<E extends Error>(cls: abstract new (...args: never[]) => E, fn: () => unknown): E {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof cls) return e;
+    throw e;
+  }
+  throw new Error(`expected a ${cls.name}, nothing was thrown`);
+}
+
 /** The UTF-8 bytes of `s`. */
 export function utf8(s: string): Uint8Array {
   return new TextEncoder().encode(s);

@@ -12,6 +12,7 @@ import * as constants from '../../src/devices/virtiofs/fuse/constants.js';
 import { FuseEncodeError } from '../../src/devices/virtiofs/fuse/errors.js';
 import { defineStruct, pad, readStruct, writeStruct, type Layout } from '../../src/devices/virtiofs/fuse/layout.js';
 import * as structs from '../../src/devices/virtiofs/fuse/structs.js';
+import { thrown } from '../helpers/fuse-requests.js';
 import { testUnless } from '../helpers/skip.js';
 
 const {
@@ -84,23 +85,13 @@ test('writeStruct zeroes padding, checks ranges and room; readStruct reads it ba
   ];
   for (const [value, field] of bad) {
     // The point is a value of the wrong shape: the cast stands for a caller outside the type system.
-    const err = catchError(() => writeStruct(layout, buf, 0, value as { a: number; b: number; c: bigint }));
-    assert.instance(err, FuseEncodeError);
-    assert.is((err as FuseEncodeError).reason, 'out-of-range');
-    assert.match((err as Error).message, `t.${field}`);
+    const err = thrown(FuseEncodeError, () => writeStruct(layout, buf, 0, value as { a: number; b: number; c: bigint }));
+    assert.is(err.reason, 'out-of-range');
+    assert.match(err.message, `t.${field}`);
   }
-  const tooSmall = catchError(() => writeStruct(layout, new Uint8Array(15), 0, { a: 0, b: 0, c: 0n }));
-  assert.is((tooSmall as FuseEncodeError).reason, 'buffer-too-small');
+  const tooSmall = thrown(FuseEncodeError, () => writeStruct(layout, new Uint8Array(15), 0, { a: 0, b: 0, c: 0n }));
+  assert.is(tooSmall.reason, 'buffer-too-small');
 });
-
-function catchError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 /** Constants of constants.ts that are not in <linux/fuse.h> (or are checked from another header). */
 const NOT_IN_FUSE_H = new Set(['FUSE_MIN_MINOR_VERSION', 'FUSE_COMPAT_INIT_IN_SIZE', 'FUSE_NAME_MAX', 'FUSE_MAX_REPLY_ERRNO', 'FUSE_ROOT_ID']);

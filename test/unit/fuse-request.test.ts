@@ -10,23 +10,9 @@ import {
   isSingleComponent, nameToString,
   type FuseDecodeErrorReason, type FuseRequestBody,
 } from '../../src/devices/virtiofs/fuse/index.js';
-import { buildRequest, concat, cstr, encodeRequest, opcodeOf, requestArgs, utf8 } from '../helpers/fuse-requests.js';
+import { buildRequest, concat, cstr, encodeRequest, hex, opcodeOf, requestArgs, thrown, utf8 } from '../helpers/fuse-requests.js';
 
-/** Bytes from hex written in memory order (little-endian fields as they sit in the buffer); '#' starts a comment. */
-function hex(s: string): Uint8Array {
-  const clean = s.replace(/#[^\n]*/g, '').replace(/\s+/g, '');
-  return Uint8Array.from(clean.match(/../g) ?? [], (b) => parseInt(b, 16));
-}
-
-function decodeError(fn: () => unknown): FuseDecodeError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof FuseDecodeError) return e;
-    throw e;
-  }
-  throw new Error('expected a FuseDecodeError, nothing was thrown');
-}
+const decodeError = (fn: () => unknown) => thrown(FuseDecodeError, fn);
 
 function expectReason(bytes: Uint8Array | Uint8Array[], reason: FuseDecodeErrorReason, options = {}): FuseDecodeError {
   const err = decodeError(() => decodeRequest(bytes, options));
