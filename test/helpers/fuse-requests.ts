@@ -67,14 +67,9 @@ export function structBytes<T extends object>(layout: Layout<T>, value: T): Uint
   return out;
 }
 
+/** `parts` joined into a new Uint8Array of its own (not a Buffer: deep equality compares classes). */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return Uint8Array.from(Buffer.concat(parts));
 }
 
 /** A request: header for `opcode`, then `args` end to end, then the header's extensions. */

@@ -184,7 +184,7 @@ function mutate(wire: Uint8Array, m: Mutation): Uint8Array {
   } else if (m.kind === 'byte') {
     if (out.byteLength > 0) out[m.at % out.byteLength] = m.value;
   } else if (m.kind === 'u32') {
-    if (out.byteLength >= 4) new DataView(out.buffer).setUint32(m.at % (out.byteLength - 3), m.value, true);
+    if (out.byteLength >= 4) new DataView(out.buffer, out.byteOffset).setUint32(m.at % (out.byteLength - 3), m.value, true);
   } else {
     setLen(out, m.value);
   }
