@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,10 +268,24 @@ static int hybrid_handshake(int fd, unsigned port) {
   return 0;
 }
 
+/*
+ * Linux gives up on an AF_VSOCK connect the peer has not answered in 2 s (its default
+ * SO_VM_SOCKETS_CONNECT_TIMEOUT). Where one emulated CPU runs the guest, the VMM and dozens of
+ * busy connections, an answer can take longer: the tests allow 30 s.
+ */
+#define CONNECT_TIMEOUT_S 30
+
 /* A connected stream socket to `port` at t, or -1 with errno set. */
 static int open_connection(const struct target *t, unsigned port) {
   int fd = socket(t->kind == VSOCK ? AF_VSOCK : AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  struct timeval limit = {.tv_sec = CONNECT_TIMEOUT_S};
+  if (t->kind == VSOCK && setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &limit, sizeof limit) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
   struct sockaddr_vm vm = {.svm_family = AF_VSOCK, .svm_cid = t->cid, .svm_port = port};
   int rc = t->kind == VSOCK ? connect(fd, (struct sockaddr *)&vm, sizeof vm) : connect(fd, (const struct sockaddr *)&t->un, sizeof t->un);
   if (rc == 0 && t->kind == HYBRID) rc = hybrid_handshake(fd, port);

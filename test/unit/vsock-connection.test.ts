@@ -289,6 +289,61 @@ test('full close by the guest: a host that never takes the last bytes is reset a
   assert.is(rig.mux.connectionCount, 0);
 });
 
+test('full close by the guest: the close deadline counts from the host\'s last progress, so a slow reader gets every byte', () => {
+  const rig = new VsockRig({ closeTimeoutMs: 500 });
+  const id = connectFromGuest(rig);
+  rig.backend.budget.set(id, 0);
+  rig.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: G, dstPort: H, payload: bytes(8) });
+  rig.send({ op: VIRTIO_VSOCK_OP_SHUTDOWN, srcPort: G, dstPort: H, flags: VIRTIO_VSOCK_SHUTDOWN_BOTH });
+  // Two bytes every 400 ms: slower than closeTimeoutMs in all, never stuck for that long.
+  for (let i = 0; i < 4; i++) {
+    rig.advance(400);
+    assert.is(rig.backend.closed.get(id), undefined, `still waiting after ${rig.now} ms`);
+    rig.backend.budget.set(id, 2);
+    rig.mux.hostWritable(id, rig.now);
+  }
+  assert.equal([...rig.backend.bytesFor(id)], [...bytes(8)]);
+  assert.equal(rig.backend.closed.get(id), ['closed']);
+  assert.equal(ops(rig.pullAll()), ['RST']);
+  assert.is(rig.mux.connectionCount, 0);
+});
+
+test('an RST from the guest after its SHUTDOWN(SEND) (Linux\'s own close timeout) still lets its bytes reach the host; nothing more goes to the guest', () => {
+  const rig = new VsockRig({ closeTimeoutMs: 500 });
+  const id = connectFromGuest(rig);
+  rig.backend.budget.set(id, 0);
+  rig.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: G, dstPort: H, payload: bytes(8) });
+  rig.send({ op: VIRTIO_VSOCK_OP_SHUTDOWN, srcPort: G, dstPort: H, flags: VIRTIO_VSOCK_SHUTDOWN_BOTH });
+  rig.mux.hostData(id, bytes(5));
+  rig.send({ op: VIRTIO_VSOCK_OP_RST, srcPort: G, dstPort: H });
+  assert.is(rig.backend.closed.get(id), undefined, 'the host side is not reset');
+  assert.equal(ops(rig.pullAll()), [], 'no data, credit update, SHUTDOWN or RST for a connection the guest reset');
+  rig.backend.budget.set(id, 3);
+  rig.mux.hostWritable(id, rig.now);
+  rig.advance(400);
+  rig.backend.budget.set(id, 5);
+  rig.mux.hostWritable(id, rig.now);
+  assert.equal([...rig.backend.bytesFor(id)], [...bytes(8)]);
+  assert.equal(rig.backend.closed.get(id), ['closed']);
+  assert.equal(ops(rig.pullAll()), []);
+  assert.is(rig.mux.connectionCount, 0);
+});
+
+test('after the guest\'s RST, a host that takes nothing for closeTimeoutMs loses the rest: close(timeout), still no packet for the guest', () => {
+  const rig = new VsockRig({ closeTimeoutMs: 500 });
+  const id = connectFromGuest(rig);
+  rig.backend.budget.set(id, 0);
+  rig.send({ op: VIRTIO_VSOCK_OP_RW, srcPort: G, dstPort: H, payload: bytes(8) });
+  rig.send({ op: VIRTIO_VSOCK_OP_SHUTDOWN, srcPort: G, dstPort: H, flags: VIRTIO_VSOCK_SHUTDOWN_SEND });
+  rig.send({ op: VIRTIO_VSOCK_OP_RST, srcPort: G, dstPort: H });
+  rig.advance(499);
+  assert.is(rig.backend.closed.get(id), undefined);
+  rig.advance(1);
+  assert.equal(rig.backend.closed.get(id), ['timeout']);
+  assert.equal(ops(rig.pullAll()), []);
+  assert.is(rig.mux.connectionCount, 0);
+});
+
 test('full close by the host: SHUTDOWN(RCV|SEND) after the data; the guest RST ends it cleanly, or the timeout does', () => {
   const rig = new VsockRig({ closeTimeoutMs: 300 });
   const id = connectFromGuest(rig);

@@ -34,8 +34,16 @@
 // - host close: SHUTDOWN(RCV|SEND) after the buffered host data, then we wait closeTimeoutMs for
 //   the guest's RST (Linux answers a full SHUTDOWN with RST at once, or when its socket is
 //   closed) and send RST ourselves when it does not come.
-// - RST from the guest ends the connection at once; we never answer an RST. Protocol violations,
-//   host errors and timeouts send RST and close the host side ('reset' / 'timeout').
+// - RST from the guest ends the connection at once; we never answer an RST. One exception: bytes
+//   the guest sent before SHUTDOWN(SEND) and an RST are still delivered to the host side (Linux
+//   sends that RST itself when the peer has not confirmed its close within 8 s, its
+//   VSOCK_CLOSE_TIMEOUT, and its own receive side keeps data that arrived before an RST
+//   readable); nothing more goes to the guest, and the host side is told close('closed') once
+//   they are out. Protocol violations, host errors and timeouts send RST and close the host side
+//   ('reset' / 'timeout').
+// - Close deadlines while the guest's bytes wait for the host (after its full SHUTDOWN, or its
+//   RST as above) count from the last time the host took some: a slow but reading host gets all
+//   of them; one that stops taking any for closeTimeoutMs loses them.
 //
 // Memory per connection: toHost holds at most config.bufAlloc bytes (64 KiB chunks),
 // toGuest at most config.hostBufferBytes; ByteQueue's coalescing keeps the allocation within
@@ -171,6 +179,8 @@ export class VsockConnection {
   private shutdownSent = 0;
   private endOfStreamTold = false;
   private closeTold = false;
+  /** The guest reset the connection after SHUTDOWN(SEND) with bytes still for the host: they drain, nothing goes to the guest. */
+  private guestReset = false;
   // guest -> host
   private rxCnt = 0;
   private fwdCnt = 0;
@@ -282,8 +292,9 @@ export class VsockConnection {
     // §5.10.6.3: every packet carries the sender's buf_alloc and fwd_cnt.
     this.peerBufAlloc = header.bufAlloc;
     this.peerFwdCnt = header.fwdCnt;
+    if (this.guestReset) return 'ignored';
     if (header.op === VIRTIO_VSOCK_OP_RST) {
-      this.onGuestReset();
+      this.onGuestReset(now);
       return 'ok';
     }
     if (this.stateValue === 'killed') return 'ignored';
@@ -314,11 +325,21 @@ export class VsockConnection {
     return this.stateValue === 'established' && !this.responsePending;
   }
 
-  private onGuestReset(): void {
+  private onGuestReset(now: number): void {
     if (this.stateValue === 'killed') {
       // Our own RST is pending: the guest already knows the connection is gone.
       this.rstPending = false;
       this.stateValue = 'closed';
+      return;
+    }
+    if (this.stateValue === 'established' && this.guestNoSend && this.toHost.length > 0 && !this.hostGone) {
+      // What the guest sent before closing still reaches the host (see the top of the file).
+      this.guestReset = true;
+      this.toGuest.clear();
+      this.responsePending = false;
+      this.creditUpdatePending = false;
+      this.shutdownOwed = this.shutdownSent;
+      this.deadlineAt = now + this.config.closeTimeoutMs;
       return;
     }
     const clean =
@@ -404,6 +425,8 @@ export class VsockConnection {
     const taken = Math.min(n, this.toHost.length);
     this.toHost.consume(taken);
     this.fwdCnt = (this.fwdCnt + taken) >>> 0;
+    // The host is taking bytes: a close that waits for them is not stuck.
+    if (this.deadlineAt !== undefined && (this.guestReset || (this.guestNoRecv && this.guestNoSend)) && !this.hostGone) this.deadlineAt = now + this.config.closeTimeoutMs;
     this.maybeScheduleCreditUpdate();
     this.advanceClose(now);
   }
@@ -441,7 +464,9 @@ export class VsockConnection {
 
   /** Acts on an expired deadline (connect or close timeout): RST to the guest, close('timeout'). */
   tick(now: number): void {
-    if (this.deadlineAt !== undefined && now >= this.deadlineAt) this.kill('timeout');
+    if (this.deadlineAt === undefined || now < this.deadlineAt) return;
+    if (this.guestReset) this.end('timeout', false);
+    else this.kill('timeout');
   }
 
   private armDeadline(at: number): void {
@@ -526,6 +551,7 @@ export class VsockConnection {
       case 'established':
         break;
     }
+    if (this.guestReset) return undefined;
     if (this.responsePending) return VIRTIO_VSOCK_OP_RESPONSE;
     const waiting = !this.guestNoRecv && this.toGuest.length > 0;
     const credit = this.peerCredit;
@@ -554,6 +580,10 @@ export class VsockConnection {
   /** Moves the close handshake on after a shutdown or after bytes reached the host side. */
   private advanceClose(now: number): void {
     if (this.stateValue !== 'established') return;
+    if (this.guestReset) {
+      if (this.toHost.length === 0) this.end('closed', false);
+      return;
+    }
     if (this.guestNoRecv && this.guestNoSend) {
       // The guest is done: confirm with RST once its bytes reached the host side (Linux answers a
       // full SHUTDOWN the same way), giving the host closeTimeoutMs to take them.
