@@ -2,7 +2,7 @@
 // driver, with a fake FUSE server that records each chain and answers when the test says:
 // config space and features, the views a request arrives as, used lengths, out-of-order
 // completion, the in-flight bound, malformed chains, a failing server, reset with requests in
-// flight, and the DAX window's shared-memory registers.
+// flight, and the DAX window's shared-memory registers; then its factory (openDevices).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
@@ -11,6 +11,9 @@ import { REG, STATUS } from '../../src/devices/virtio/mmio-regs.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/chain.js';
 import type { DeviceMetrics, SharedMemoryGrant } from '../../src/devices/virtio/device.js';
 import { VirtioFs, VirtioFsError, type FuseChain, type FuseRequestHandler, type VirtioFsOptions } from '../../src/devices/virtiofs/index.js';
+import { DeviceOpenError, openDevices, type FuseServerFactory } from '../../src/machine/device-factories.js';
+import { DisposalStack } from '../../src/machine/disposal-stack.js';
+import { ConfigError, type FsShareDescription, type VmDescription } from '../../src/machine/vm-description.js';
 import { VirtioTestDriver } from '../helpers/virtio-driver.js';
 import type { VirtqDriver } from '../helpers/virtq-driver.js';
 
@@ -372,6 +375,74 @@ test('DRIVER_OK without the first request queue ready: NEEDS_RESET, and no reque
   assert.ok(d.read(REG.status) & STATUS.NEEDS_RESET);
   device.notify(1);
   assert.is(server.calls.length, 0);
+});
+
+// --- the factory ---------------------------------------------------------------------------------
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
+const share = (fsId: string, tag: string, extra: Partial<FsShareDescription> = {}): FsShareDescription => ({ fsId, sharedDir: '/srv', tag, readOnly: false, daxWindowMiB: 0, ...extra });
+const withShares = (fsShares: FsShareDescription[]): VmDescription => ({
+  machine: { vcpuCount: 1, memSizeMiB: 64 },
+  bootSource: { kernelImagePath: 'k', bootArgs: '' },
+  drives: [],
+  fsShares,
+  networkInterfaces: [],
+});
+
+test('openDevices without a FUSE server refuses fs shares with a ConfigError, opening nothing', async () => {
+  const stack = new DisposalStack();
+  const e = await rejection(openDevices(withShares([share('share0', 'a')]), stack));
+  assert.ok(e instanceof ConfigError && /share0: .*FUSE server is not part of this build yet/.test(e.message), String(e));
+  assert.is(stack.size, 0);
+});
+
+test('openDevices with a FUSE server: one virtio-fs device per share, in order, each disposing of its server with the VM', async () => {
+  const servers: [FsShareDescription, FakeServer][] = [];
+  const fuseServer: FuseServerFactory = async (s) => {
+    const server = new FakeServer();
+    servers.push([s, server]);
+    return server;
+  };
+  const stack = new DisposalStack();
+  const shares = [share('share0', 'a'), share('share1', 'b', { daxWindowMiB: 4, readOnly: true })];
+  const opened = await openDevices(withShares(shares), stack, { fuseServer });
+  assert.equal(opened.map((o) => [o.id, o.kind, o.device.deviceId]), [['share0', 'virtio-fs', 26], ['share1', 'virtio-fs', 26]]);
+  assert.equal(servers.map(([s]) => s), shares, 'the server gets the whole share (directory, read-only)');
+  assert.equal(opened[1]?.device.sharedMemory, [{ id: 0, length: 4n << 20n, align: 2n << 20n }]);
+  assert.is((opened[0]?.device as VirtioFs).tag, 'a');
+  await stack.dispose();
+  assert.ok(servers.every(([, s]) => s.disposed));
+});
+
+test('openDevices: a server that fails to start, or a share the device refuses, is a DeviceOpenError; what was opened is released', async () => {
+  const started: FakeServer[] = [];
+  const fuseServer: FuseServerFactory = async (s) => {
+    if (s.fsId === 'broken') throw new Error('cannot open /srv: ENOENT');
+    const server = new FakeServer();
+    started.push(server);
+    return server;
+  };
+  for (const [bad, message] of [
+    [share('broken', 'b'), /virtio-fs broken: cannot open \/srv: ENOENT/],
+    [share('badtag', 'x'.repeat(37)), /virtio-fs badtag: virtio-fs: tag .* 37 bytes/],
+  ] as const) {
+    started.length = 0;
+    const stack = new DisposalStack();
+    const e = await rejection(openDevices(withShares([share('ok', 'a'), bad]), stack, { fuseServer }));
+    assert.ok(e instanceof DeviceOpenError && message.test(e.message), String(e));
+    assert.ok(started.every((s, i) => s.disposed === (i > 0)), 'a server whose device could not be built is disposed at once');
+    assert.is(stack.size, 1, 'the share opened before stays on the stack');
+    await stack.dispose();
+    assert.ok(started.every((s) => s.disposed));
+  }
 });
 
 test.run();
