@@ -96,8 +96,12 @@ function send(r: Rig, index: number, readable: Uint8Array[], writable: number[],
   return head;
 }
 
+// Unhandled rejections are recorded while this file runs (and only then: the listener would
+// otherwise keep Node from failing on another file's).
 let unhandled: unknown[] = [];
-process.on('unhandledRejection', (e) => unhandled.push(e));
+const recordUnhandled = (e: unknown): void => void unhandled.push(e);
+test.before(() => void process.on('unhandledRejection', recordUnhandled));
+test.after(() => void process.off('unhandledRejection', recordUnhandled));
 test.before.each(() => {
   unhandled = [];
 });

@@ -205,7 +205,8 @@ export class VirtioFs implements VirtioDevice {
     this.work.start();
     let reply: Promise<number>;
     try {
-      reply = this.handler.handle({ request: chain.readable, reply: chain.writable }, index);
+      // Promise.resolve: a handler that returns a plain number still completes (a promise passes as is).
+      reply = Promise.resolve(this.handler.handle({ request: chain.readable, reply: chain.writable }, index));
     } catch (e) {
       reply = Promise.reject(e);
     }
