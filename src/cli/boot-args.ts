@@ -1,7 +1,8 @@
 // Arguments of `tsvmm boot`, parsed with node:util parseArgs and validated.
 import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { BootError, Cmdline } from '../boot/index.js';
-import { DEFAULT_CMDLINE, type DriveDescription, type VmDescription } from '../machine/vm-description.js';
+import { ConfigError, DEFAULT_CMDLINE, checkFsShares, type DriveDescription, type FsShareDescription, type VmDescription } from '../machine/vm-description.js';
 import { MAX_EVENT_LOOP_BOOST } from '../machine/thread-priority.js';
 import { UsageError } from './errors.js';
 import type { IoEngine } from '../devices/virtio/block/index.js';
@@ -16,7 +17,8 @@ export interface DiskSpec {
 }
 
 export interface BootArgs {
-  /** The VM to build: ROOTFS is drive `rootfs` (the root device, /dev/vda), each --disk `disk1`, `disk2`, ... */
+  /** The VM to build: ROOTFS is drive `rootfs` (the root device, /dev/vda), each --disk `disk1`,
+   * `disk2`, ..., each --share fs share `share0`, `share1`, ... */
   description: VmDescription;
   /** Where the user's --cmdline overrode the console= tsvmm would have added, for stderr. */
   cmdlineWarnings: string[];
@@ -27,7 +29,7 @@ export interface BootArgs {
 /** Drive ids the CLI gives: Firecracker's guides call the root drive `rootfs`. */
 export const ROOT_DRIVE_ID = 'rootfs';
 
-export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--vsock CID:UDS_PATH] [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
+export const BOOT_USAGE = `usage: tsvmm boot KERNEL [ROOTFS[:ro][:direct][:aio=E]] [--initrd FILE] [--disk PATH[:ro][:direct][:aio=E]]... [--vsock CID:UDS_PATH] [--share HOST_DIR:TAG[:ro][:dax=MiB]]... [--cmdline S] [--cpus N] [--memory MiB] [--io-boost N] [--stats]
 
 Boots KERNEL (a bzImage or an uncompressed ELF vmlinux) with the guest console on this terminal.
 ROOTFS, a raw disk image (ext4, say), becomes /dev/vda and the root file system (root=/dev/vda rw);
@@ -48,6 +50,12 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
                    hybrid backend: host programs connect to the Unix socket UDS_PATH and write
                    "CONNECT <port>\\n" to reach a guest port (answered "OK <host port>\\n"); the
                    guest's connections to the host (CID 2) on port P go to UDS_PATH_P
+  --share HOST_DIR:TAG[:ro][:dax=MiB]
+                   HOST_DIR shared into the guest with virtio-fs; the guest mounts it with
+                   "mount -t virtiofs TAG DIR" (TAG: 1 to 36 bytes, no ':'); :ro for read-only,
+                   :dax=MiB for a DAX window of that size (a multiple of 2); may be repeated.
+                   The device is built but its FUSE server is not yet, so a VM with a share
+                   is refused for now
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    what tsvmm adds (console=ttyS0, root=/dev/vda rw for ROOTFS, virtio_mmio.device=
                    for each disk) goes before S's "--", after which come init's arguments; a
@@ -125,6 +133,43 @@ export function parseVsock(spec: string): { vsockId: string; guestCid: number; u
   return { vsockId: 'vsock', guestCid: Number(m[1]), udsPath: m[2] as string };
 }
 
+/** --share HOST_DIR:TAG then any of :ro and one :dax=MiB (HOST_DIR may hold colons, TAG may not). */
+export function parseShare(spec: string, fsId: string): FsShareDescription {
+  const bad = (why: string): UsageError => new UsageError(`--share '${spec}': ${why}`, BOOT_USAGE);
+  let rest = spec;
+  let readOnly = false;
+  let daxWindowMiB: number | undefined;
+  for (;;) {
+    if (rest.endsWith(':ro')) {
+      if (readOnly) throw bad(':ro given twice');
+      readOnly = true;
+      rest = rest.slice(0, -':ro'.length);
+      continue;
+    }
+    const dax = /:dax=([^:]*)$/.exec(rest);
+    if (!dax) break;
+    if (daxWindowMiB !== undefined) throw bad('more than one :dax=');
+    if (!/^\d+$/.test(dax[1] as string)) throw bad(`dax=${dax[1]} is not a whole number of MiB`);
+    daxWindowMiB = Number(dax[1]);
+    rest = rest.slice(0, dax.index);
+  }
+  const colon = rest.lastIndexOf(':');
+  if (colon <= 0 || colon === rest.length - 1) throw bad('give HOST_DIR:TAG, e.g. /srv/data:data');
+  return { fsId, sharedDir: resolve(rest.slice(0, colon)), tag: rest.slice(colon + 1), readOnly, daxWindowMiB: daxWindowMiB ?? 0 };
+}
+
+/** Each --share as fs share share0, share1, ..., checked (tags, DAX windows) as UsageErrors. */
+function parseShares(specs: readonly string[]): FsShareDescription[] {
+  const shares = specs.map((spec, i) => parseShare(spec, `share${i}`));
+  try {
+    checkFsShares(shares);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`--share: ${e.message}`, BOOT_USAGE);
+    throw e;
+  }
+  return shares;
+}
+
 function driveOf(driveId: string, spec: DiskSpec, isRootDevice: boolean): DriveDescription {
   return { driveId, pathOnHost: spec.path, isRootDevice, isReadOnly: spec.readOnly, direct: spec.direct, ...(spec.engine ? { ioEngine: spec.engine } : {}) };
 }
@@ -138,6 +183,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
         initrd: { type: 'string' },
         disk: { type: 'string', multiple: true },
         vsock: { type: 'string' },
+        share: { type: 'string', multiple: true },
         cmdline: { type: 'string' },
         cpus: { type: 'string' },
         memory: { type: 'string' },
@@ -177,7 +223,7 @@ export function parseBootArgs(argv: string[]): BootArgs {
     bootSource: { kernelImagePath: positionals[0] ?? '', bootArgs: cmdline, ...(values.initrd !== undefined ? { initrdPath: values.initrd } : {}) },
     drives,
     ...(values.vsock !== undefined ? { vsock: parseVsock(values.vsock) } : {}),
-    fsShares: [],
+    fsShares: parseShares(values.share ?? []),
     networkInterfaces: [],
   };
   return { description, cmdlineWarnings: warnings, stats: values.stats ?? false, help };

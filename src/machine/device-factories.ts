@@ -1,15 +1,29 @@
 // Each device kind of a VM description opened by its own factory, in the order the guest sees
 // them, with the user's id as the device's name. A device that fails to open releases the ones
-// opened before it (they are on the caller's DisposalStack).
+// opened before it (they are on the caller's DisposalStack). What a device needs from outside
+// the description (virtio-fs's FUSE server) comes in DeviceFactoryOptions.
 import { VirtioBlock } from '../devices/virtio/block/index.js';
+import { VirtioFs, type FuseRequestHandler } from '../devices/virtiofs/index.js';
 import { VirtioVsock } from '../devices/vsock/device.js';
 import { HybridVsockBackend } from '../devices/vsock/hybrid-backend.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import type { DisposalStack } from './disposal-stack.js';
 import { debugLog } from './debug-log.js';
-import { ConfigError, drivesInGuestOrder, type DriveDescription, type VmDescription, type VsockDescription } from './vm-description.js';
+import { ConfigError, drivesInGuestOrder, type DriveDescription, type FsShareDescription, type VmDescription, type VsockDescription } from './vm-description.js';
 
-export type DeviceKind = 'virtio-blk' | 'virtio-vsock';
+export type DeviceKind = 'virtio-blk' | 'virtio-vsock' | 'virtio-fs';
+
+/**
+ * Starts the FUSE server for one share (its directory opened, confined, read-only where asked).
+ * The device owns what it returns: handler.dispose() runs when the device is disposed, or at once
+ * when the device cannot be built.
+ */
+export type FuseServerFactory = (share: FsShareDescription) => Promise<FuseRequestHandler>;
+
+export interface DeviceFactoryOptions {
+  /** The virtio-fs server; without it a description with fs shares is refused (ConfigError). */
+  fuseServer?: FuseServerFactory;
+}
 
 export interface OpenedDevice {
   /** The user's id (drive_id, vsock_id): the device's name in reports, metrics and the API. */
@@ -42,9 +56,22 @@ async function openVsock(v: VsockDescription): Promise<VirtioDevice> {
   }
 }
 
+async function openFsShare(share: FsShareDescription, fuseServer: FuseServerFactory): Promise<VirtioDevice> {
+  const handler = await fuseServer(share);
+  try {
+    return new VirtioFs(handler, { tag: share.tag, daxWindowMiB: share.daxWindowMiB });
+  } catch (e) {
+    await handler.dispose();
+    throw e;
+  }
+}
+
 /** Opens every device of `d`; each one's dispose() goes on `stack` as soon as it is open. */
-export async function openDevices(d: VmDescription, stack: DisposalStack): Promise<OpenedDevice[]> {
-  if (d.fsShares.length > 0) throw new ConfigError(`fs share ${d.fsShares[0]?.fsId}: virtio-fs is not part of this build yet`);
+export async function openDevices(d: VmDescription, stack: DisposalStack, options: DeviceFactoryOptions = {}): Promise<OpenedDevice[]> {
+  const fuseServer = options.fuseServer;
+  if (d.fsShares.length > 0 && !fuseServer) {
+    throw new ConfigError(`fs share ${d.fsShares[0]?.fsId}: the virtio-fs device is built but its FUSE server is not part of this build yet`);
+  }
   if (d.networkInterfaces.length > 0) throw new ConfigError(`network interface ${d.networkInterfaces[0]?.ifaceId}: virtio-net is not part of this build yet`);
   const out: OpenedDevice[] = [];
   const open = async (id: string, kind: DeviceKind, make: () => Promise<VirtioDevice>): Promise<void> => {
@@ -60,5 +87,6 @@ export async function openDevices(d: VmDescription, stack: DisposalStack): Promi
   for (const drive of drivesInGuestOrder(d)) await open(drive.driveId, 'virtio-blk', () => openDrive(drive));
   const vsock = d.vsock;
   if (vsock) await open(vsock.vsockId, 'virtio-vsock', () => openVsock(vsock));
+  if (fuseServer) for (const share of d.fsShares) await open(share.fsId, 'virtio-fs', () => openFsShare(share, fuseServer));
   return out;
 }

@@ -24,15 +24,17 @@ import { DEFAULT_EVENT_LOOP_BOOST, raiseEventLoop, type EventLoopPriority } from
 import { ConfigError, drivesInGuestOrder, validateDescription, type VmDescription } from './vm-description.js';
 import { DisposalStack } from './disposal-stack.js';
 import { ResourceAllocator } from './resources.js';
-import { openDevices, type OpenedDevice } from './device-factories.js';
+import { openDevices, type FuseServerFactory, type OpenedDevice } from './device-factories.js';
 import { kernelCmdline } from './kernel-cmdline.js';
 import { ConsoleInput } from './console-input.js';
 import type { VcpuWorkerInit, VcpuWorkerMessage } from './protocol.js';
 
-/** What the VM's owner provides beyond the description: where the guest console writes. */
+/** What the VM's owner provides beyond the description: where the guest console writes, the virtio-fs server. */
 export interface MachineRuntime {
   /** fd the guest console (ttyS0) writes to. */
   consoleFd: number;
+  /** Starts the FUSE server of each fs share; absent: a description with fs shares is refused. */
+  fuseServer?: FuseServerFactory;
 }
 
 /** A device of the VM with its transport. */
@@ -152,7 +154,7 @@ export class Machine {
     stack.defer('console input', () => console.close());
     // Devices are opened once guest memory exists and are released before it goes: a transfer
     // still in flight at disposal writes into guest memory until the device's dispose() returns.
-    const opened = await openDevices(description, stack);
+    const opened = await openDevices(description, stack, { fuseServer: runtime.fuseServer });
     const pages = (tuning.mmioRegisterPages ?? true) && kvm.checkExtension('KVM_CAP_READONLY_MEM') > 0;
     const devices: PlacedDevice[] = opened.map((d) => {
       const slot = resources.mmioSlot(d.id);

@@ -10,7 +10,7 @@
 //   - with a register-page slot, KVM serves every register read from a read-only page the
 //     transport keeps current (RegisterPage, mmio.ts), so that read does not exit either.
 import type { SharedMemoryGrant, VirtioDevice } from '../devices/virtio/device.js';
-import { ACK_DOORBELL_VALUE, TransportConfigError, TransportState, type AckDoorbell, type RegisterPage } from '../devices/virtio/mmio.js';
+import { ACK_DOORBELL_VALUE, TransportState, shmTable, type AckDoorbell, type RegisterPage } from '../devices/virtio/mmio.js';
 import { REG } from '../devices/virtio/mmio-regs.js';
 import { VirtioActivation } from '../devices/virtio/activation.js';
 import { EventFd } from '../vmm/eventfd.js';
@@ -35,15 +35,6 @@ export interface VirtioWorkerDevice {
   ackFd: number | undefined;
   /** The register page's HostMapping id (see RegisterPage), when KVM maps one. */
   pageMappingId: number | undefined;
-}
-
-/** The transport's region table, indexed by shmid: the ids must be 0, 1, ... (SHMSel selects by index). */
-function shmTable(name: string, grants: readonly SharedMemoryGrant[]): { base: number; length: number }[] {
-  const table = [...grants].sort((a, b) => a.id - b.id);
-  table.forEach((g, i) => {
-    if (g.id !== i) throw new TransportConfigError(`${name}: shared-memory region ids must be 0, 1, ... in turn; got ${grants.map((x) => x.id).join(', ')}`);
-  });
-  return table.map((g) => ({ base: Number(g.guestPhysAddr), length: Number(g.length) }));
 }
 
 /** An eventfd as an AckDoorbell: the counter is non-zero when the driver acknowledged. */

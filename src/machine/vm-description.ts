@@ -1,9 +1,11 @@
 // The VM description: plain data saying what machine to build — its size, boot source, drives,
-// vsock, and (as those devices land) file-system shares and network interfaces. The CLI produces
+// vsock, file-system shares and (as that device lands) network interfaces. The CLI produces
 // it from `tsvmm boot` arguments; the Firecracker-compatible API and --config-file fill in the
 // same shape (their fields map one to one: machine-config, boot-source, drives, vsock). Machine
 // never knows which one did. validateDescription is the one place its rules are checked.
+import { isAbsolute } from 'node:path';
 import type { IoEngine } from '../devices/virtio/block/index.js';
+import { daxWindowProblem, tagProblem } from '../devices/virtiofs/config.js';
 import { MAX_EVENT_LOOP_BOOST } from './thread-priority.js';
 
 export interface MachineShape {
@@ -60,13 +62,15 @@ export interface VsockDescription {
   udsPath: string;
 }
 
-/** A host directory shared into the guest with virtio-fs (the fs issue fills this in). */
+/** A host directory shared into the guest with virtio-fs (virtio 1.2 §5.11). */
 export interface FsShareDescription {
   fsId: string;
+  /** The host directory, an absolute path; the guest sees nothing outside it. */
   sharedDir: string;
+  /** What the guest mounts (`mount -t virtiofs TAG DIR`): 1 to 36 bytes of UTF-8, no NUL, unique per VM. */
   tag: string;
   readOnly: boolean;
-  /** DAX window size in MiB; 0: no window. */
+  /** DAX window size in MiB: 0 (no window) or a multiple of 2 up to 64 GiB (MAX_DAX_WINDOW_MIB). */
   daxWindowMiB: number;
 }
 
@@ -113,6 +117,21 @@ function wholeNumberIn(value: number, min: number, max: number): boolean {
   return Number.isInteger(value) && value >= min && value <= max;
 }
 
+/** The rules of the fs shares, beyond their ids (validateDescription; the CLI runs them on --share). */
+export function checkFsShares(shares: readonly FsShareDescription[]): void {
+  const tags = new Map<string, string>();
+  for (const fs of shares) {
+    const tag = tagProblem(fs.tag);
+    if (tag) throw new ConfigError(`fs share ${fs.fsId}: tag ${JSON.stringify(fs.tag)} ${tag}`);
+    const other = tags.get(fs.tag);
+    if (other !== undefined) throw new ConfigError(`fs share ${fs.fsId}: tag ${JSON.stringify(fs.tag)} is already the tag of fs share ${other}; the guest mounts a share by its tag`);
+    tags.set(fs.tag, fs.fsId);
+    if (!isAbsolute(fs.sharedDir)) throw new ConfigError(`fs share ${fs.fsId}: shared directory ${JSON.stringify(fs.sharedDir)} is not an absolute path`);
+    const dax = daxWindowProblem(fs.daxWindowMiB);
+    if (dax) throw new ConfigError(`fs share ${fs.fsId}: DAX window ${dax}`);
+  }
+}
+
 /** Checks every rule of a description; throws ConfigError naming the first field that breaks one. */
 export function validateDescription(d: VmDescription): VmDescription {
   const { vcpuCount, memSizeMiB } = d.machine;
@@ -141,6 +160,7 @@ export function validateDescription(d: VmDescription): VmDescription {
     if (bytes === 0 || bytes > MAX_UDS_PATH_BYTES) throw new ConfigError(`vsock uds_path must be 1 to ${MAX_UDS_PATH_BYTES} bytes (a Unix socket path, with room for _<port>), got ${bytes}`);
   }
   for (const fs of d.fsShares) claim(fs.fsId, 'fs share');
+  checkFsShares(d.fsShares);
   for (const net of d.networkInterfaces) claim(net.ifaceId, 'network interface');
   return d;
 }

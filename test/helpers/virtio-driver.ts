@@ -5,10 +5,18 @@
 // without a VM. The rings are VirtqDriver's (virtq-driver.ts).
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { VirtioActivation } from '../../src/devices/virtio/activation.js';
-import type { VirtioDevice } from '../../src/devices/virtio/device.js';
-import { MmioTransport, TransportState } from '../../src/devices/virtio/mmio.js';
+import type { SharedMemoryGrant, VirtioDevice } from '../../src/devices/virtio/device.js';
+import { MmioTransport, TransportState, shmTable } from '../../src/devices/virtio/mmio.js';
 import { REG, STATUS } from '../../src/devices/virtio/mmio-regs.js';
 import { VirtqDriver } from './virtq-driver.js';
+
+export interface TestDriverOptions {
+  /** Where the VMM placed the device's shared-memory regions (VirtioDevice.sharedMemory): the
+   * transport serves them (SHMSel/SHMLen/SHMBase) and the device is attached with them. */
+  sharedMemory?: readonly SharedMemoryGrant[];
+  /** The device's log lines (DeviceHost.log). */
+  log?: (line: string) => void;
+}
 
 export class VirtioTestDriver {
   readonly transport: MmioTransport;
@@ -21,8 +29,16 @@ export class VirtioTestDriver {
   constructor(
     readonly device: VirtioDevice,
     readonly memory: GuestMemory,
+    options: TestDriverOptions = {},
   ) {
-    const sab = TransportState.create({ deviceId: device.deviceId, features: device.features, queueMaxSizes: device.queueMaxSizes, config: device.config });
+    const sharedMemory = options.sharedMemory ?? [];
+    const sab = TransportState.create({
+      deviceId: device.deviceId,
+      features: device.features,
+      queueMaxSizes: device.queueMaxSizes,
+      config: device.config,
+      shm: shmTable('test device', sharedMemory),
+    });
     this.state = new TransportState(sab);
     const raised = (): void => {
       this.interrupts++;
@@ -30,6 +46,7 @@ export class VirtioTestDriver {
     };
     const activation = new VirtioActivation(this.state, device, memory, raised);
     this.transport = new MmioTransport(sab, { statusChanged: () => activation.onStatus(), queueNotify: (q) => activation.onNotify(q) }, memory, raised);
+    device.attach?.({ updateConfig: (update) => this.state.configChanged(update), sharedMemory, log: options.log ?? (() => {}) });
   }
 
   read(offset: number): number {

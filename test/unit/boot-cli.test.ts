@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { bootCmdline, parseBootArgs } from '../../src/cli/boot-args.js';
 import { formatStats, formatStartup } from '../../src/cli/boot.js';
 import { UsageError } from '../../src/cli/errors.js';
-import { DEFAULT_CMDLINE, validateDescription, ConfigError, type VmDescription } from '../../src/machine/vm-description.js';
+import { resolve } from 'node:path';
+import { DEFAULT_CMDLINE, validateDescription, ConfigError, type FsShareDescription, type VmDescription } from '../../src/machine/vm-description.js';
 import { kernelCmdline } from '../../src/machine/kernel-cmdline.js';
 
 /** The line the kernel gets for parsed boot arguments (before the virtio_mmio.device= announcements). */
@@ -114,6 +115,56 @@ test('description validation: vCPUs and memory in range', () => {
   for (const bad of [{ vcpuCount: 0 }, { vcpuCount: 33 }, { vcpuCount: 1.5 }, { memSizeMiB: 8 }, { memSizeMiB: 2 ** 21 }]) {
     assert.throws(() => validateDescription({ ...base, machine: { ...base.machine, ...bad } }), (e: unknown) => e instanceof ConfigError, JSON.stringify(bad));
   }
+});
+
+test('description validation: fs shares need a 1-36 byte tag without NUL, unique tags, an absolute directory, a DAX window of 0 or 2 MiB steps up to 64 GiB', () => {
+  const base = parseBootArgs(['k']).description;
+  const fs = (tag: string, extra: Partial<FsShareDescription> = {}): FsShareDescription => ({ fsId: `fs_${Buffer.from(tag).toString('hex').slice(0, 40)}`, sharedDir: '/srv/x', tag, readOnly: false, daxWindowMiB: 0, ...extra });
+  const ok = (...fsShares: FsShareDescription[]): VmDescription => validateDescription({ ...base, fsShares });
+  ok(fs('a'), fs('x'.repeat(36)), fs('é'.repeat(18)), fs('b', { daxWindowMiB: 2 }), fs('c', { daxWindowMiB: 64 * 1024, readOnly: true }));
+  const bad: [FsShareDescription[], RegExp][] = [
+    [[fs('')], /tag "" is 0 bytes/],
+    [[fs('x'.repeat(37))], /is 37 bytes of UTF-8; a virtio-fs tag is 1 to 36/],
+    [[fs('é'.repeat(19))], /is 38 bytes/],
+    [[fs('a\0b')], /NUL/],
+    [[fs('a\nb')], /newline/],
+    [[fs('a'), { ...fs('a'), fsId: 'other' }], /fs share other: tag "a" is already the tag of fs share fs_61/],
+    [[fs('a', { sharedDir: 'relative/dir' })], /"relative\/dir" is not an absolute path/],
+    [[fs('a', { sharedDir: '' })], /not an absolute path/],
+    [[fs('a', { daxWindowMiB: 3 })], /DAX window 3 MiB is not 0 \(no window\) or a multiple of 2 MiB/],
+    [[fs('a', { daxWindowMiB: 64 * 1024 + 2 })], /65538 MiB/],
+    [[fs('a', { daxWindowMiB: 1.5 })], /1.5 MiB/],
+    [[fs('a', { fsId: 'bad id' })], /fs share id "bad id"/],
+  ];
+  for (const [shares, message] of bad) {
+    assert.throws(() => ok(...shares), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(shares));
+  }
+});
+
+test('--share HOST_DIR:TAG[:ro][:dax=MiB]: shares share0, share1, ... with the directory made absolute', () => {
+  const shares = (...specs: string[]): FsShareDescription[] => parseBootArgs(['k', ...specs.flatMap((s) => ['--share', s])]).description.fsShares;
+  assert.equal(shares('/srv/data:data', 'rel/dir:t2:ro', '/a:b/c:tag:dax=1024:ro', '/x:y:ro:dax=0'), [
+    { fsId: 'share0', sharedDir: '/srv/data', tag: 'data', readOnly: false, daxWindowMiB: 0 },
+    { fsId: 'share1', sharedDir: resolve('rel/dir'), tag: 't2', readOnly: true, daxWindowMiB: 0 },
+    { fsId: 'share2', sharedDir: '/a:b/c', tag: 'tag', readOnly: true, daxWindowMiB: 1024 },
+    { fsId: 'share3', sharedDir: '/x', tag: 'y', readOnly: true, daxWindowMiB: 0 },
+  ]);
+  assert.equal(shares(), []);
+  validateDescription(parseBootArgs(['k', '--share', '/srv:a', '--share', '/srv:b']).description);
+  for (const [spec, message] of [
+    ['/srv', /give HOST_DIR:TAG/],
+    [':tag', /give HOST_DIR:TAG/],
+    ['/srv:', /give HOST_DIR:TAG/],
+    ['/srv:ro', /give HOST_DIR:TAG/],
+    ['/srv:t:ro:ro', /:ro given twice/],
+    ['/srv:t:dax=2:dax=4', /more than one :dax=/],
+    ['/srv:t:dax=lots', /dax=lots is not a whole number of MiB/],
+    ['/srv:t:dax=3', /DAX window 3 MiB/],
+    ['/srv:' + 'x'.repeat(37), /37 bytes/],
+  ] as const) {
+    assert.throws(() => shares(spec), (e: unknown) => e instanceof UsageError && message.test(e.message) && /tsvmm boot KERNEL/.test(e.usage ?? ''), spec);
+  }
+  assert.throws(() => shares('/a:t', '/b:t'), (e: unknown) => e instanceof UsageError && /fs share share1: tag "t" is already the tag of fs share share0/.test(e.message));
 });
 
 test('stats merge the vCPU threads per device and per unknown port', () => {

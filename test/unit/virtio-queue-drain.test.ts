@@ -1,6 +1,7 @@
 // The shared queue plumbing of virtio devices: QueueSession (one activation, NEEDS_RESET),
-// ActiveQueue (the drain with notification re-enable, virtio 1.2 §2.7.10, and its budget) and
-// UsedNotifier (batched used-buffer interrupts, §2.7.7), driven by the test guest driver.
+// ActiveQueue (the drain with notification re-enable, virtio 1.2 §2.7.10, its budget and its bound),
+// UsedNotifier (batched used-buffer interrupts, §2.7.7) and InFlight (work a reset waits for),
+// driven by the test guest driver.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
@@ -11,6 +12,7 @@ import { VirtioChainError, VirtioQueueError } from '../../src/devices/virtio/err
 import { QueueSession, QueueSessionError } from '../../src/devices/virtio/queue-session.js';
 import type { ActiveQueue, ActiveQueueOptions } from '../../src/devices/virtio/active-queue.js';
 import { UsedNotifier } from '../../src/devices/virtio/used-notifier.js';
+import { InFlight } from '../../src/devices/virtio/in-flight.js';
 import { VirtqDriver } from '../helpers/virtq-driver.js';
 import { ObservedQueue } from '../helpers/observed-queue.js';
 
@@ -217,6 +219,81 @@ test('a drain called from its own handler does nothing; the running drain takes 
   q.drain(handler);
   assert.is(heads.length, 2);
   assert.is(b.interrupts(), 1);
+});
+
+// --- a bound on work in flight (canTake / resume) ------------------------------------------------
+
+for (const eventIdx of [false, true]) {
+  test(`[EVENT_IDX ${eventIdx ? 'on' : 'off'}] canTake: the drain stops at the bound with notifications off; resume() takes more as work completes`, () => {
+    const b = bed({ eventIdx });
+    const driver = b.drivers[0] as VirtqDriver;
+    let inFlight = 0;
+    const q = open(b, 0, { canTake: () => inFlight < 2 });
+    const posted = Array.from({ length: 5 }, () => postOne(driver));
+    const taken: DescriptorChain[] = [];
+    const handler = (chain: DescriptorChain): void => {
+      inFlight++;
+      taken.push(chain);
+    };
+    q.drain(handler);
+    assert.equal(taken.map((c) => c.head), posted.slice(0, 2));
+    assert.ok(q.held);
+    assert.not.ok(notificationsOn(driver, eventIdx, 2), 'a device that is not taking chains asks for no notification');
+    q.drain(handler);
+    assert.is(taken.length, 2, 'a notify while held takes nothing more');
+    const complete = (c: DescriptorChain): void => {
+      q.pushUsed(c.head, 0);
+      inFlight--;
+      q.resume();
+    };
+    complete(taken[0] as DescriptorChain);
+    assert.equal(taken.map((c) => c.head), posted.slice(0, 3), 'one completion, one more chain');
+    complete(taken[1] as DescriptorChain);
+    complete(taken[2] as DescriptorChain);
+    assert.equal(taken.map((c) => c.head), posted);
+    assert.ok(q.held, 'at the bound the drain stops before it looks at the ring');
+    complete(taken[3] as DescriptorChain);
+    assert.not.ok(q.held, 'below the bound it finds the ring empty');
+    assert.ok(notificationsOn(driver, eventIdx, 5), 'notifications on again once the ring is empty');
+    q.resume();
+    assert.is(taken.length, 5, 'resume() on a queue that is not held does nothing');
+  });
+}
+
+test('canTake: a held queue whose session ended takes nothing on resume()', () => {
+  const b = bed();
+  const driver = b.drivers[0] as VirtqDriver;
+  let room = 1;
+  const q = open(b, 0, { canTake: () => room > 0 });
+  postOne(driver);
+  postOne(driver);
+  const heads: number[] = [];
+  q.drain((chain) => {
+    room--;
+    heads.push(chain.head);
+  });
+  assert.is(heads.length, 1);
+  b.session.end();
+  room = 1;
+  q.resume();
+  assert.is(heads.length, 1);
+});
+
+test('InFlight: whenIdle resolves once every start() is settled, at once when none is running', async () => {
+  const w = new InFlight();
+  let idle = 0;
+  await w.whenIdle();
+  w.start();
+  w.start();
+  void w.whenIdle().then(() => idle++);
+  w.settle();
+  await turn();
+  assert.is(idle, 0);
+  assert.is(w.size, 1);
+  w.settle();
+  await turn();
+  assert.is(idle, 1);
+  assert.throws(() => w.settle(), RangeError, 'a settle() without start() is a bug, not a negative count');
 });
 
 // --- malformed chains and ring errors ------------------------------------------------------------

@@ -10,6 +10,9 @@
 // a driver on another CPU can refill the ring as fast as we empty it. When the budget runs out
 // with chains still pending, notifications stay disabled and the drain resumes from setImmediate,
 // after this turn's other I/O callbacks; a notify meanwhile is left to that resumption.
+// A device that bounds its work in flight says so with canTake: while it answers false the drain
+// stops before popping, with notifications left off (the driver need not notify a device that is
+// not taking), and the device calls resume() when a completion frees room.
 // Malformed chains (VirtioChainError) are returned with used length 0 where their head is
 // returnable and count against the budget; one whose head is not makes the device need a reset.
 // A VirtioQueueError (the ring itself is unusable) goes to the owner's guard: NEEDS_RESET.
@@ -40,16 +43,22 @@ export interface ActiveQueueOptions {
   readonly onBadChain?: (error: VirtioChainError) => void;
   /** Entries one drain takes before yielding the event loop; default the queue size. */
   readonly drainBudget?: number;
+  /** Whether the device can take another chain now (a bound on its work in flight). While it
+   * says false a drain stops and holds the ring until resume(). Default: always. */
+  readonly canTake?: () => boolean;
 }
 
-/** How a drain ended: the ring is empty with notifications on; the budget ran out; the owner stopped. */
-type DrainEnd = 'empty' | 'budget' | 'stopped';
+/** How a drain ended: the ring is empty with notifications on; the budget ran out; the owner
+ * stopped; the device could take no more (canTake). */
+type DrainEnd = 'empty' | 'budget' | 'stopped' | 'held';
 
 export class ActiveQueue {
   readonly notifier: UsedNotifier;
   private readonly budget: number;
   private draining = false;
   private resumeScheduled = false;
+  /** The last drain stopped at canTake: the onChain resume() hands further chains to. */
+  private heldFor: ((chain: DescriptorChain) => void) | undefined;
 
   constructor(
     /** The queue index (for the device's dispatch). */
@@ -67,6 +76,11 @@ export class ActiveQueue {
     });
   }
 
+  /** The last drain stopped because the device could take no more; resume() goes on. */
+  get held(): boolean {
+    return this.heldFor !== undefined;
+  }
+
   /** Interrupts raised for this queue in this activation. */
   get interrupts(): number {
     return this.notifier.interrupts;
@@ -81,6 +95,7 @@ export class ActiveQueue {
    */
   drain(onChain: (chain: DescriptorChain) => void): void {
     if (this.draining || this.resumeScheduled || !this.owner.live) return;
+    this.heldFor = undefined;
     this.draining = true;
     let end: DrainEnd | undefined;
     try {
@@ -88,12 +103,24 @@ export class ActiveQueue {
     } finally {
       this.draining = false;
     }
+    if (end === 'held') this.heldFor = onChain;
     if (end !== 'budget' || !this.owner.live) return;
     this.resumeScheduled = true;
     setImmediate(() => {
       this.resumeScheduled = false;
       this.drain(onChain);
     });
+  }
+
+  /**
+   * The device can take chains again after a drain held at canTake (a completion freed room):
+   * drains with that drain's onChain. Does nothing when the queue is not held.
+   */
+  resume(): void {
+    const onChain = this.heldFor;
+    if (!onChain) return;
+    this.heldFor = undefined;
+    this.drain(onChain);
   }
 
   /**
@@ -157,8 +184,10 @@ export class ActiveQueue {
     // Entries popped, plus re-checks that found more: bounds the loop whatever the driver does
     // to avail.idx meanwhile.
     let taken = 0;
+    const canTake = this.options.canTake;
     for (;;) {
       if (taken < this.budget) {
+        if (canTake && !canTake()) return 'held';
         let chain: DescriptorChain | undefined;
         try {
           chain = ring.popAvail();

@@ -9,6 +9,7 @@
 // device side about status changes and QueueNotify writes through TransportEvents.
 import type { BusDevice } from '../../vmm/bus.js';
 import type { GuestMemory } from '../../vmm/guest-memory.js';
+import type { SharedMemoryGrant } from './device.js';
 import { lock, unlock } from '../../vmm/spinlock.js';
 import { VirtioQueueError } from './errors.js';
 import { checkQueueConfig } from './queue.js';
@@ -90,6 +91,15 @@ export interface TransportDescription {
   shm?: readonly { base: number; length: number }[];
   /** Config-space byte ranges the driver may write (device types with writable fields); the rest is read-only. */
   writableConfig?: readonly { offset: number; length: number }[];
+}
+
+/** The transport's region table, indexed by shmid: the ids must be 0, 1, ... (SHMSel selects by index). */
+export function shmTable(name: string, grants: readonly SharedMemoryGrant[]): { base: number; length: number }[] {
+  const table = [...grants].sort((a, b) => a.id - b.id);
+  table.forEach((g, i) => {
+    if (g.id !== i) throw new TransportConfigError(`${name}: shared-memory region ids must be 0, 1, ... in turn; got ${grants.map((x) => x.id).join(', ')}`);
+  });
+  return table.map((g) => ({ base: Number(g.guestPhysAddr), length: Number(g.length) }));
 }
 
 export interface QueueConfig {

@@ -27,6 +27,7 @@ import type { ActivateContext, VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../chain.js';
 import type { ActiveQueue } from '../active-queue.js';
 import { QueueSession } from '../queue-session.js';
+import { InFlight } from '../in-flight.js';
 import {
   QUEUE_MAX_SIZE,
   VIRTIO_BLK_DEVICE_ID,
@@ -171,8 +172,7 @@ export class VirtioBlock implements VirtioDevice {
   private readonly serialId: Uint8Array;
   private readonly metricsData = newMetrics();
   private active: Active | undefined;
-  private inFlightCount = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly work = new InFlight();
   private disposed = false;
 
   private constructor(
@@ -226,7 +226,7 @@ export class VirtioBlock implements VirtioDevice {
     const { direct, bufferedFallbacks, directRefused, engine } = this.backend;
     return {
       ...this.metricsData,
-      inFlight: this.inFlightCount,
+      inFlight: this.work.size,
       ...(engine ? { engine } : {}),
       ...(direct ? { bufferedFallbacks, directRefused } : {}),
     };
@@ -234,7 +234,7 @@ export class VirtioBlock implements VirtioDevice {
 
   /** Requests whose backend work has not finished (including those of an earlier activation). */
   get inFlight(): number {
-    return this.inFlightCount;
+    return this.work.size;
   }
 
   /** After reset(): resolves when no backend work (which may write guest memory) is in flight. */
@@ -244,8 +244,7 @@ export class VirtioBlock implements VirtioDevice {
 
   /** Resolves when no backend work is in flight. */
   whenIdle(): Promise<void> {
-    if (this.inFlightCount === 0) return Promise.resolve();
-    return new Promise((res) => this.idleWaiters.push(res));
+    return this.work.whenIdle();
   }
 
   activate(ctx: ActivateContext): void {
@@ -258,9 +257,9 @@ export class VirtioBlock implements VirtioDevice {
     const session = new QueueSession(ctx, 'virtio-blk');
     const requests = session.queue(0, {
       // The last request in flight has no later completion to batch with: waiting a turn would
-      // cost every request at queue depth 1 an extra epoll_wait. inFlightCount still counts the
+      // cost every request at queue depth 1 an extra epoll_wait. The in-flight count still holds the
       // request completing now (settled() comes after).
-      checkAtOnce: () => this.inFlightCount <= 1,
+      checkAtOnce: () => this.work.size <= 1,
       onInterrupt: () => {
         m.interrupts++;
       },
@@ -335,17 +334,17 @@ export class VirtioBlock implements VirtioDevice {
       // goes straight into the guest's buffers (a reset meanwhile waits for it: quiesce()); what
       // readNow already copied is not read again.
       if (cached > 0) this.metricsData.partlyCachedReads++;
-      this.inFlightCount++;
+      this.work.start();
       const done = (err: Error | undefined): void => this.transferred(a, chain, req, op, err);
       this.backend.startRead(op.offset + cached, cached === 0 ? op.buffers : buffersAfter(op.buffers, cached), done);
       return;
     }
     if (op.kind === 'write') {
-      this.inFlightCount++;
+      this.work.start();
       this.backend.startWrite(op.offset, op.buffers, (err) => this.transferred(a, chain, req, op, err));
       return;
     }
-    this.inFlightCount++;
+    this.work.start();
     this.runOp(op).then(
       () => this.complete(a, chain, req, VIRTIO_BLK_S_OK, 0),
       () => {
@@ -417,12 +416,7 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   private settled(): void {
-    this.inFlightCount--;
-    if (this.inFlightCount === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
-    }
+    this.work.settle();
   }
 
   /**
