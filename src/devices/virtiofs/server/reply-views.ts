@@ -3,6 +3,7 @@
 // descriptor and READ data its pages). Replies are scattered into the views; READ data is read
 // straight into bodyViews(), so file contents reach guest memory with no copy in JavaScript.
 import { FUSE_OUT_HEADER_SIZE, writeErrorReply, writeReplyHeader } from '../fuse/index.js';
+import { requestSource, type RequestSource } from '../fuse/source.js';
 
 /** The reply does not fit the buffers the guest gave (only a hostile or broken guest does this). */
 export class ReplyTooSmall extends Error {
@@ -12,9 +13,12 @@ export class ReplyTooSmall extends Error {
 export class ReplyViews {
   /** Total bytes the reply descriptors hold. */
   readonly capacity: number;
+  /** The descriptors as one run of bytes (the same segment walk the request side uses). */
+  private readonly run: RequestSource;
 
-  constructor(private readonly views: readonly Uint8Array[]) {
-    this.capacity = views.reduce((n, v) => n + v.byteLength, 0);
+  constructor(views: readonly Uint8Array[]) {
+    this.run = requestSource(views);
+    this.capacity = this.run.length;
   }
 
   /** Bytes available for a body after the out header (0 when not even the header fits). */
@@ -22,19 +26,10 @@ export class ReplyViews {
     return Math.max(0, this.capacity - FUSE_OUT_HEADER_SIZE);
   }
 
-  /** Views of bytes [start, start + length) of the reply, in order; no empty views. */
+  /** Views of bytes [start, start + length) of the reply, in order, within its capacity. */
   slice(start: number, length: number): Uint8Array[] {
-    const end = start + length;
-    const out: Uint8Array[] = [];
-    let base = 0;
-    for (const v of this.views) {
-      const from = Math.max(start, base);
-      const to = Math.min(end, base + v.byteLength);
-      if (to > from) out.push(v.subarray(from - base, to - base));
-      base += v.byteLength;
-      if (base >= end) break;
-    }
-    return out;
+    const end = Math.min(start + length, this.capacity);
+    return end > start ? this.run.views(start, end) : [];
   }
 
   /** Up to `max` bytes after the header, as views for a read to fill. */
