@@ -4,6 +4,7 @@
 // the description (virtio-fs's FUSE server) comes in DeviceFactoryOptions.
 import { VirtioBlock } from '../devices/virtio/block/index.js';
 import { VirtioFs, type FuseRequestHandler } from '../devices/virtiofs/index.js';
+import { PassthroughServer } from '../devices/virtiofs/server/index.js';
 import { VirtioVsock } from '../devices/vsock/device.js';
 import { HybridVsockBackend } from '../devices/vsock/hybrid-backend.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
@@ -21,7 +22,7 @@ export type DeviceKind = 'virtio-blk' | 'virtio-vsock' | 'virtio-fs';
 export type FuseServerFactory = (share: FsShareDescription) => Promise<FuseRequestHandler>;
 
 export interface DeviceFactoryOptions {
-  /** The virtio-fs server; without it a description with fs shares is refused (ConfigError). */
+  /** The virtio-fs server behind each share (default: passthroughFuseServer; tests inject fakes). */
   fuseServer?: FuseServerFactory;
 }
 
@@ -56,6 +57,19 @@ async function openVsock(v: VsockDescription): Promise<VirtioDevice> {
   }
 }
 
+/**
+ * The FUSE server a share gets unless the caller injects another (tests): the confined in-process
+ * passthrough server over the share's directory. The DAX window (FUSE_SETUPMAPPING into a KVM
+ * memory slot above RAM) is not built yet, so a share asking for one is refused rather than
+ * offered a window the guest could not use.
+ */
+export const passthroughFuseServer: FuseServerFactory = async (share) => {
+  if (share.daxWindowMiB > 0) {
+    throw new ConfigError(`fs share ${share.fsId}: a DAX window (dax=${share.daxWindowMiB}) is not part of this build yet; share without :dax=`);
+  }
+  return new PassthroughServer({ sharedDir: share.sharedDir, readOnly: share.readOnly, log: debugLog(share.fsId) ?? (() => undefined) });
+};
+
 async function openFsShare(share: FsShareDescription, fuseServer: FuseServerFactory): Promise<VirtioDevice> {
   const handler = await fuseServer(share);
   try {
@@ -68,10 +82,7 @@ async function openFsShare(share: FsShareDescription, fuseServer: FuseServerFact
 
 /** Opens every device of `d`; each one's dispose() goes on `stack` as soon as it is open. */
 export async function openDevices(d: VmDescription, stack: DisposalStack, options: DeviceFactoryOptions = {}): Promise<OpenedDevice[]> {
-  const fuseServer = options.fuseServer;
-  if (d.fsShares.length > 0 && !fuseServer) {
-    throw new ConfigError(`fs share ${d.fsShares[0]?.fsId}: the virtio-fs device is built but its FUSE server is not part of this build yet`);
-  }
+  const fuseServer = options.fuseServer ?? passthroughFuseServer;
   if (d.networkInterfaces.length > 0) throw new ConfigError(`network interface ${d.networkInterfaces[0]?.ifaceId}: virtio-net is not part of this build yet`);
   const out: OpenedDevice[] = [];
   const open = async (id: string, kind: DeviceKind, make: () => Promise<VirtioDevice>): Promise<void> => {
@@ -87,6 +98,6 @@ export async function openDevices(d: VmDescription, stack: DisposalStack, option
   for (const drive of drivesInGuestOrder(d)) await open(drive.driveId, 'virtio-blk', () => openDrive(drive));
   const vsock = d.vsock;
   if (vsock) await open(vsock.vsockId, 'virtio-vsock', () => openVsock(vsock));
-  if (fuseServer) for (const share of d.fsShares) await open(share.fsId, 'virtio-fs', () => openFsShare(share, fuseServer));
+  for (const share of d.fsShares) await open(share.fsId, 'virtio-fs', () => openFsShare(share, fuseServer));
   return out;
 }

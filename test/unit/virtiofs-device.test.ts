@@ -5,7 +5,9 @@
 // flight, and the DAX window's shared-memory registers; then its factory (openDevices).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { REG, STATUS } from '../../src/devices/virtio/mmio-regs.js';
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/chain.js';
@@ -401,11 +403,27 @@ const withShares = (fsShares: FsShareDescription[]): VmDescription => ({
   networkInterfaces: [],
 });
 
-test('openDevices without a FUSE server refuses fs shares with a ConfigError, opening nothing', async () => {
-  const stack = new DisposalStack();
-  const e = await rejection(openDevices(withShares([share('share0', 'a')]), stack));
-  assert.ok(e instanceof ConfigError && /share0: .*FUSE server is not part of this build yet/.test(e.message), String(e));
-  assert.is(stack.size, 0);
+test('openDevices with the default server: the passthrough server over the share; a DAX window is refused until it exists; no fd left after dispose', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-fs-factory-'));
+  try {
+    // The first share opens /proc/self/fd, which the confined fs calls keep for the process's life.
+    const warm = new DisposalStack();
+    await openDevices(withShares([share('share0', 'a', { sharedDir: dir })]), warm);
+    await warm.dispose();
+    const fds = readdirSync('/proc/self/fd').length;
+    const stack = new DisposalStack();
+    const opened = await openDevices(withShares([share('share0', 'a', { sharedDir: dir })]), stack);
+    assert.equal(opened.map((o) => [o.id, o.kind]), [['share0', 'virtio-fs']]);
+    assert.ok(opened[0]?.device instanceof VirtioFs);
+    await stack.dispose();
+    assert.is(readdirSync('/proc/self/fd').length, fds, 'the server closed its share root');
+    const dax = new DisposalStack();
+    const e = await rejection(openDevices(withShares([share('share0', 'a', { sharedDir: dir, daxWindowMiB: 2 })]), dax));
+    assert.ok(e instanceof DeviceOpenError && e.cause instanceof ConfigError && /share0: a DAX window \(dax=2\) is not part of this build yet/.test(e.message), String(e));
+    assert.is(dax.size, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('openDevices with a FUSE server: one virtio-fs device per share, in order, each disposing of its server with the VM', async () => {
