@@ -52,10 +52,9 @@ and every virtio queue) without stopping it. Build a guest kernel and initramfs 
                    guest's connections to the host (CID 2) on port P go to UDS_PATH_P
   --share HOST_DIR:TAG[:ro][:dax=MiB]
                    HOST_DIR shared into the guest with virtio-fs; the guest mounts it with
-                   "mount -t virtiofs TAG DIR" (TAG: 1 to 36 bytes, no ':'); :ro for read-only,
-                   :dax=MiB for a DAX window of that size (a multiple of 2); may be repeated.
-                   The device is built but its FUSE server is not yet, so a VM with a share
-                   is refused for now
+                   "mount -t virtiofs TAG DIR" (TAG: 1 to 36 bytes, no ':', not "ro"); :ro for
+                   read-only; may be repeated. The in-process server reaches nothing outside
+                   HOST_DIR. :dax=MiB (a DAX window) is refused for now: not built yet
   --cmdline S      kernel command line (default: ${DEFAULT_CMDLINE});
                    what tsvmm adds (console=ttyS0, root=/dev/vda rw for ROOTFS, virtio_mmio.device=
                    for each disk) goes before S's "--", after which come init's arguments; a
