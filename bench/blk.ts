@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { benchGuest, runsInTestBed } from '../src/bench/guest-bench.js';
+import { benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
 import { hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatPairedTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
@@ -129,9 +129,7 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const { values } = parseArgs({
     args: argv,
     options: {
-      testbed: { type: 'boolean' },
-      native: { type: 'boolean' },
-      rounds: { type: 'string' },
+      ...GUEST_BENCH_OPTIONS,
       seconds: { type: 'string' },
       warmup: { type: 'string' },
       size: { type: 'string' },
@@ -143,15 +141,8 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
       'qemu-aio': { type: 'string' },
       'tsvmm-io-boost': { type: 'string' },
       'scratch-fs': { type: 'string' },
-      kernel: { type: 'string' },
-      initrd: { type: 'string' },
       tools: { type: 'string' },
-      json: { type: 'string' },
-      'vm-timeout': { type: 'string' },
-      'bed-cpus': { type: 'string' },
-      session: { type: 'boolean' },
       rotate: { type: 'string' },
-      help: { type: 'boolean' },
     },
   });
   if (values.help) {

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { benchGuest, runsInTestBed } from '../src/bench/guest-bench.js';
+import { benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
 import { hostInfo } from '../src/check/host.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/threads.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/kvm-stats.js';
@@ -130,20 +130,11 @@ function parseOptions(argv: string[]): { opts: Options; testbed: boolean; forwar
   const { values } = parseArgs({
     args: argv,
     options: {
-      testbed: { type: 'boolean' },
-      native: { type: 'boolean' },
-      rounds: { type: 'string' },
+      ...GUEST_BENCH_OPTIONS,
       mib: { type: 'string' },
       'latency-rounds': { type: 'string' },
       steps: { type: 'string' },
-      kernel: { type: 'string' },
-      initrd: { type: 'string' },
-      json: { type: 'string' },
-      'bed-cpus': { type: 'string' },
-      'vm-timeout': { type: 'string' },
-      session: { type: 'boolean' },
       profile: { type: 'boolean' },
-      help: { type: 'boolean' },
     },
   });
   if (values.help) {

@@ -19,3 +19,21 @@ export function benchGuest(given: { kernel?: string; initrd?: string }): { kerne
   if (!k) throw new Error('the guest kernel is not built: npm run kernel (or pass --kernel and --initrd)');
   return { kernel: given.kernel ?? k.bzImage, initrd: given.initrd ?? k.initramfs };
 }
+
+/**
+ * The command-line options every guest benchmark takes (node:util parseArgs): where it runs,
+ * which guest it boots, where the JSON goes, how long a boot may take, the bed's CPUs, the
+ * internal --session of a run inside the bed, and --help.
+ */
+export const GUEST_BENCH_OPTIONS = {
+  testbed: { type: 'boolean' },
+  native: { type: 'boolean' },
+  rounds: { type: 'string' },
+  kernel: { type: 'string' },
+  initrd: { type: 'string' },
+  json: { type: 'string' },
+  'vm-timeout': { type: 'string' },
+  'bed-cpus': { type: 'string' },
+  session: { type: 'boolean' },
+  help: { type: 'boolean' },
+} as const;
