@@ -75,8 +75,10 @@ class Model {
         return { errno: 0 };
       }
       case 'rename': {
+        // Linux walks both parents before it looks the old name up (do_renameat2): a target
+        // parent that is missing or not a directory wins over a missing source.
         const to = this.parent(o.to);
-        if (typeof to === 'number') return { errno: node ? to : E.ENOENT };
+        if (typeof to === 'number') return { errno: to };
         if (!node) return { errno: E.ENOENT };
         const toName = o.to[o.to.length - 1];
         const target = to.get(toName);
@@ -96,14 +98,20 @@ class Model {
   }
 }
 
-/** Walks `dirs` with LOOKUP from the root: the node ID, or the errno; `held` collects lookups to forget. */
-async function walk(r: ServerRig, dirs: Path, held: bigint[], from = 1n): Promise<bigint | number> {
+/**
+ * Walks `names` with LOOKUP from the root: the node ID, or the errno; `held` collects lookups to
+ * forget. As the guest's path walk does, a component walked through (`throughDirs`) that is not a
+ * directory is ENOTDIR.
+ */
+async function walk(r: ServerRig, names: Path, held: bigint[], from = 1n, throughDirs = true): Promise<bigint | number> {
   let at = from;
-  for (const name of dirs) {
+  for (const name of names) {
     const rep = await r.call({ kind: 'lookup', name: utf8(name) }, at);
     if (rep.errno) return rep.errno;
-    at = readStruct(FUSE_ENTRY_OUT, rep.body).nodeid;
+    const entry = readStruct(FUSE_ENTRY_OUT, rep.body);
+    at = entry.nodeid;
     held.push(at);
+    if (throughDirs && (entry.attr.mode & 0o170000) !== 0o040000) return E.ENOTDIR;
   }
   return at;
 }
@@ -112,7 +120,7 @@ async function serve(r: ServerRig, o: Op, held: bigint[]): Promise<{ errno: numb
   const parent = await walk(r, o.path.slice(0, -1), held);
   if (typeof parent === 'number') return { errno: parent };
   const name = utf8(o.path[o.path.length - 1]);
-  const entry = (): Promise<bigint | number> => walk(r, o.path.slice(-1), held, parent);
+  const entry = (): Promise<bigint | number> => walk(r, o.path.slice(-1), held, parent, false);
   switch (o.op) {
     case 'mkdir':
     case 'create': {
@@ -130,10 +138,7 @@ async function serve(r: ServerRig, o: Op, held: bigint[]): Promise<{ errno: numb
     case 'rename': {
       const to = await walk(r, o.to.slice(0, -1), held);
       // The kernel resolves both parents before it sends RENAME; a missing one never reaches the server.
-      if (typeof to === 'number') {
-        const src = await entry();
-        return { errno: typeof src === 'number' ? src : to };
-      }
+      if (typeof to === 'number') return { errno: to };
       return { errno: await r.errno({ kind: 'rename', newdir: to, oldname: name, newname: utf8(o.to[o.to.length - 1]) }, parent) };
     }
     case 'lookup':
