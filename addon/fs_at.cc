@@ -22,7 +22,8 @@
 //   /proc/self/fd re-open refuses symlink handles first (the kernel would answer ELOOP anyway).
 //
 // All calls are synchronous. Those that can block for long on a slow disk and belong on a worker
-// thread: fsync/fdatasync, fallocate, copyFileRange, readDir with a large budget, truncate.
+// thread: fsync/fdatasync, copyFileRange, readDir with a large budget, truncate (fallocate is
+// fileio.cc's, on the threadpool).
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -591,17 +592,6 @@ Napi::Value RemoveXattr(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// fallocate(fd, mode, offset, length), synchronously (fileio.cc has the threadpool form).
-Napi::Value Fallocate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = ArgFd(info, 0, "fd");
-  int mode = int(ArgU64(info, 1, "mode", uint64_t(INT32_MAX)));
-  uint64_t offset = ArgU64(info, 2, "offset", uint64_t(INT64_MAX));
-  uint64_t length = ArgU64(info, 3, "length", uint64_t(INT64_MAX));
-  Check(env, Retry([&] { return fallocate(fd, mode, off_t(offset), off_t(length)); }), "fallocate", FdContext(fd));
-  return env.Undefined();
-}
-
 // lseek(fd, offset, whence) -> bigint: SEEK_SET/CUR/END/DATA/HOLE (ENXIO past the data).
 Napi::Value Lseek(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -691,7 +681,7 @@ void InitFsAt(Napi::Env env, Napi::Object exports) {
       {"readlinkAt", ReadlinkAt},   {"chmodInode", ChmodInode},     {"chownInode", ChownInode},
       {"utimensInode", UtimensInode}, {"truncateInode", TruncateInode}, {"readDir", ReadDir},
       {"seekDir", SeekDir},         {"getXattr", GetXattr},         {"setXattr", SetXattr},
-      {"listXattr", ListXattr},     {"removeXattr", RemoveXattr},   {"fallocate", Fallocate},
+      {"listXattr", ListXattr},     {"removeXattr", RemoveXattr},
       {"lseek", Lseek},             {"copyFileRange", CopyFileRange}, {"fsync", Fsync},
       {"getLock", GetLock},         {"setLock", SetLock},
   };

@@ -11,7 +11,7 @@
 // server holds its handle keeps working through that handle (everything stays beneath it, never
 // above it); a hard link the host made inside the share to an outside file is shared content.
 //
-// All calls are synchronous; fsync, fallocateSync, copyFileRange, truncateInode and readDir with
+// All calls are synchronous; fsync, copyFileRange, truncateInode and readDir with
 // a large budget can block on a slow disk and belong on a worker thread.
 import { native as addon } from './native.js';
 import type { NativeFsAt, NativeInodeStat } from './native.js';
@@ -293,11 +293,6 @@ export function listXattrSize(fd: number): number {
 
 export function removeXattr(fd: number, name: Uint8Array): void {
   call((fs) => fs.removeXattr(fd, name));
-}
-
-/** fallocate(2) on the calling thread (file-io.ts has the threadpool form). */
-export function fallocateSync(fd: number, mode: number, offset: number | bigint, length: number | bigint): void {
-  call((fs) => fs.fallocate(fd, mode, offset, length));
 }
 
 /** lseek(2); whence SEEK_SET, SEEK_CUR (1), SEEK_END (2), SEEK_DATA or SEEK_HOLE. */

@@ -123,7 +123,6 @@ export interface NativeFsAt {
   setXattr(fd: number, name: Uint8Array, value: Uint8Array, flags: number): void;
   listXattr(fd: number, size: number): Uint8Array | number;
   removeXattr(fd: number, name: Uint8Array): void;
-  fallocate(fd: number, mode: number, offset: number | bigint, length: number | bigint): void;
   lseek(fd: number, offset: number | bigint, whence: number): bigint;
   copyFileRange(fdIn: number, offIn: number | bigint, fdOut: number, offOut: number | bigint, length: number, flags: number): number;
   fsync(fd: number, dataOnly: boolean): void;
