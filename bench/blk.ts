@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
+import { BedSession, benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
 import { hostInfo } from '../src/check/host.js';
 import { parseGuestOutput, parseTsvmmStats, subtractStats, type TsvmmStats } from '../src/bench/blk/parse.js';
 import { exitsPerRequest, isTsvmmVariant, formatCpuTable, formatKvmTable, formatPairedTable, formatTable, summarise, type VmmRun } from '../src/bench/blk/report.js';
@@ -563,15 +563,14 @@ function gitState(): { head: string; modified: string[] } | null {
 async function viaTestBed(opts: Options, forward: string[], json: string): Promise<number> {
   const { runInTestBed, ensureTestBed } = await import('../test/bed/index.js');
   const bed = await ensureTestBed();
-  const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
   const command = (round: number): string =>
-    [process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward, '--rounds', '1', '--rotate', String(round - 1), '--session'].map(quote).join(' ');
+    BedSession.commandLine([process.execPath, join(packageRoot(), 'dist', 'bench', 'blk.js'), ...forward, '--rounds', '1', '--rotate', String(round - 1), '--session']);
   const sessions: Session[] = [];
   const failures: string[] = [];
   for (let round = 1; round <= opts.rounds; round++) {
     for (let attempt = 1; ; attempt++) {
       console.error(`[blk] round ${round}/${opts.rounds} in a fresh test bed${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-      let pending = '';
+      const io = new BedSession(JSON_PREFIX);
       const r = await runInTestBed({
         command: command(round),
         cwd: packageRoot(),
@@ -580,17 +579,11 @@ async function viaTestBed(opts: Options, forward: string[], json: string): Promi
         cpus: opts.bedCpus,
         // Guest RAM of each VMM, the scratch image and (ext4) its file system image, all in RAM.
         memoryMiB: 3072,
-        // Echo everything but the (long) JSON line.
-        onOutput: (chunk) => {
-          pending += chunk;
-          const lines = pending.split('\n');
-          pending = lines.pop() ?? '';
-          for (const l of lines) if (!l.startsWith(JSON_PREFIX)) process.stdout.write(`${l}\n`);
-        },
+        onOutput: io.echo,
       });
-      const line = r.output.split('\n').find((l) => l.startsWith(JSON_PREFIX));
-      if (r.reason === 'exited' && r.exitCode === 0 && line) {
-        sessions.push(JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, '')) as Session);
+      const session = io.result<Session>(r.output);
+      if (r.reason === 'exited' && r.exitCode === 0 && session) {
+        sessions.push(session);
         break;
       }
       // Why: the session's own "discarded" line (a stalled guest, most often), else the bed's word.

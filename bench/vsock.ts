@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/package-root.js';
-import { benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
+import { BedSession, benchGuest, GUEST_BENCH_OPTIONS, runsInTestBed } from '../src/bench/guest-bench.js';
 import { hostInfo } from '../src/check/host.js';
 import { clockTicks, cpuBetween, threadTimes, type CpuSplit, type ThreadTimes } from '../src/bench/threads.js';
 import { kvmStatsAvailable, readKvmCounters, subtractCounters, type KvmCounters } from '../src/bench/kvm-stats.js';
@@ -498,28 +498,22 @@ function report(s: Session): { table: string } {
 async function viaTestBed(opts: Options, forward: string[], json: string): Promise<number> {
   const { runInTestBed, ensureTestBed } = await import('../test/bed/index.js');
   const bed = await ensureTestBed();
-  const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
-  let pending = '';
+  const io = new BedSession(JSON_PREFIX);
   const r = await runInTestBed({
-    command: [process.execPath, join(packageRoot(), 'dist', 'bench', 'vsock.js'), ...forward, '--session'].map(quote).join(' '),
+    command: BedSession.commandLine([process.execPath, join(packageRoot(), 'dist', 'bench', 'vsock.js'), ...forward, '--session']),
     cwd: packageRoot(),
     timeoutMs: (opts.vmTimeoutS * 3 * opts.rounds + 300) * 1000,
     bed,
     cpus: opts.bedCpus,
     memoryMiB: 2048,
-    onOutput: (chunk) => {
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const l of lines) if (!l.startsWith(JSON_PREFIX)) process.stdout.write(`${l}\n`);
-    },
+    onOutput: io.echo,
   });
-  const line = r.output.split('\n').find((l) => l.startsWith(JSON_PREFIX));
-  if (r.reason !== 'exited' || r.exitCode !== 0 || !line) {
+  const session = io.result<Session>(r.output);
+  if (r.reason !== 'exited' || r.exitCode !== 0 || !session) {
     console.error(`[vsock] the test bed run failed: ${r.message}`);
     return 1;
   }
-  return finish(JSON.parse(line.slice(JSON_PREFIX.length).replace(/\r$/, '')) as Session, json);
+  return finish(session, json);
 }
 
 function finish(session: Session, json: string | undefined): number {

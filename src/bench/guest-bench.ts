@@ -37,3 +37,32 @@ export const GUEST_BENCH_OPTIONS = {
   session: { type: 'boolean' },
   help: { type: 'boolean' },
 } as const;
+
+/**
+ * How a benchmark run inside the test bed talks back: its command line for the bed's shell, and
+ * one line of JSON after a prefix (the session's figures) among the lines it echoes.
+ */
+export class BedSession {
+  private pending = '';
+
+  constructor(private readonly jsonPrefix: string) {}
+
+  /** argv as one shell command line, each word single-quoted. */
+  static commandLine(argv: readonly string[]): string {
+    return argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  }
+
+  /** runInTestBed's onOutput: echoes every whole line but the (long) JSON one. */
+  readonly echo = (chunk: string): void => {
+    this.pending += chunk;
+    const lines = this.pending.split('\n');
+    this.pending = lines.pop() ?? '';
+    for (const l of lines) if (!l.startsWith(this.jsonPrefix)) process.stdout.write(`${l}\n`);
+  };
+
+  /** The JSON the run printed after the prefix, parsed; undefined when there is none. */
+  result<T>(output: string): T | undefined {
+    const line = output.split('\n').find((l) => l.startsWith(this.jsonPrefix));
+    return line === undefined ? undefined : (JSON.parse(line.slice(this.jsonPrefix.length).replace(/\r$/, '')) as T);
+  }
+}
